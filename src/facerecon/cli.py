@@ -1,0 +1,138 @@
+"""Command-line interface: argument parsing only; the work is done by the library.
+
+Exit codes: 0 ok, 1 internal error, 2 usage, 3 no face, 4 unreadable or missing input,
+5 model missing or bad.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import FaceReconError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facerecon", description="3D face reconstruction from photos, on a CPU.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="list, locate and fetch morphable models")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    msub.add_parser("list", help="known models and where they were found")
+    p = msub.add_parser("path", help="print the path of a model")
+    p.add_argument("name")
+    p = msub.add_parser("fetch", help="download (ICT) and convert a model into the cache")
+    p.add_argument("name")
+    p.add_argument("--from", dest="from_folder", help="convert a local ICT-FaceKit FaceXModel folder instead")
+
+    p = sub.add_parser("landmarks", help="detect 478 MediaPipe and 68 iBUG landmarks in an image")
+    p.add_argument("image")
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--overlay", help="PNG with the landmarks drawn on the photo")
+    p.add_argument("--backend", default="mediapipe", choices=["mediapipe", "dlib"])
+
+    p = sub.add_parser("reconstruct", help="reconstruct a 3D face from one or more photos")
+    p.add_argument("images", nargs="*", help="image files")
+    p.add_argument("--example", choices=["astronaut"], help="use an example photo shipped by scikit-image")
+    p.add_argument("-o", "--out", required=True, help="output folder (one subfolder per image when several)")
+    p.add_argument("--mode", default="fast", choices=["fast", "full"])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--model", default="ict", help="model name or path")
+    p.add_argument("--max-faces", type=int, default=1)
+    p.add_argument("--offline", action="store_true", help="never download a model")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+    ev = sub.add_parser("eval", help="accuracy evaluation")
+    esub = ev.add_subparsers(dest="eval_command", required=True)
+    p = esub.add_parser("now", help="NoW-protocol scan-to-mesh error of predicted meshes against scans")
+    p.add_argument("--pred", required=True)
+    p.add_argument("--gt", required=True)
+    p.add_argument("--json", action="store_true")
+    p = esub.add_parser("synthetic", help="generate synthetic faces, reconstruct and score them")
+    p.add_argument("--n", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mode", default="fast", choices=["fast", "full"])
+    p.add_argument("--off-model", action="store_true", help="faces the model cannot represent exactly")
+    p.add_argument("--out", help="keep the generated set in this folder")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    try:
+        return _dispatch(args)
+    except FaceReconError as exc:
+        print(f"facerecon: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("facerecon: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "models":
+        return _models(args)
+    if args.command == "landmarks":
+        from .landmarks.command import landmarks_command
+
+        return landmarks_command(args.image, args.out, args.overlay, backend=args.backend)
+    if args.command == "reconstruct":
+        from .pipeline_command import reconstruct_command
+
+        return reconstruct_command(args)
+    if args.command == "eval":
+        if args.eval_command == "now":
+            from .evaluation.command import eval_now_command
+
+            return eval_now_command(args.pred, args.gt, args.json)
+        from .evaluation.command import eval_synthetic_command
+
+        return eval_synthetic_command(n=args.n, seed=args.seed, mode=args.mode, off_model=args.off_model,
+                                      out=args.out, as_json=args.json)
+    return EXIT_USAGE
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .models import fetch_model, find_model, list_models
+    from .models.manager import KNOWN_MODELS
+
+    if args.models_command == "list":
+        for entry, path in list_models():
+            status = str(path) if path else "not found"
+            print(f"{entry.name:9s} {status}\n          {entry.description}")
+        return EXIT_OK
+    if args.models_command == "path":
+        if args.name not in KNOWN_MODELS:
+            print(f"facerecon: error: unknown model {args.name!r}; known: {', '.join(KNOWN_MODELS)}", file=sys.stderr)
+            return EXIT_USAGE
+        path = find_model(args.name)
+        if path is None:
+            print(f"facerecon: error: model {args.name!r} not found; {KNOWN_MODELS[args.name].obtain}", file=sys.stderr)
+            return 5
+        print(path)
+        return EXIT_OK
+    if args.from_folder:
+        from .models.ict import NPZ_NAME, load_ict_folder, save_ict_npz
+        from .models.manager import cache_dir
+
+        if args.name != "ict":
+            print("facerecon: error: --from converts an ICT-FaceKit folder only", file=sys.stderr)
+            return EXIT_USAGE
+        target = cache_dir() / KNOWN_MODELS["ict"].folder / NPZ_NAME
+        save_ict_npz(load_ict_folder(Path(args.from_folder), require_complete=True), target)
+        print(target)
+        return EXIT_OK
+    print(fetch_model(args.name, progress=lambda f: print(f"downloading {f}", file=sys.stderr)))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
