@@ -1,0 +1,39 @@
+"""The weights of every loss term and the schedule of the full (photometric) fit, in one place."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LossWeights:
+    """Weights of the full-mode objective (see fitting.losses for each term).
+
+    Landmark terms are normalised by the landmark noise (1% of the face size), the photometric
+    term is a mean colour distance in [0, ~1.7] over the skin mask; the priors are on coefficients
+    in standard deviations.
+    """
+
+    landmark: float = 1.0
+    eye_closure: float = 2.0
+    lip_closure: float = 1.0
+    photometric: float = 200.0
+    identity_prior: float = 1.0
+    expression_prior: float = 0.3
+    albedo_smoothness: float = 2.0
+    albedo_symmetry: float = 2.0
+    albedo_prior: float = 0.02
+
+
+@dataclass
+class PhotometricFitConfig:
+    """Schedule of the full fit: coarse-to-fine render sizes with iterations per level."""
+
+    levels: tuple[tuple[int, int], ...] = ((112, 20), (224, 12))  # (render size, iterations)
+    learning_rates: dict[str, float] = field(default_factory=lambda: {
+        "identity": 0.05, "expression": 0.02, "rotation": 0.004, "translation": 1.0, "log_focal": 0.01, "sh": 0.01,
+    })
+    light_updates_per_level: int = 2
+    outlier_mad: float = 3.0  # pixels whose residual exceeds median + k * MAD are masked out
+    crop_scale: float = 1.5  # crop side as a multiple of the landmarks' box size
+    weights: LossWeights = field(default_factory=LossWeights)
+    stop_relative_change: float = 1e-4

@@ -1,0 +1,261 @@
+"""Full mode: analysis by synthesis through the differentiable renderer.
+
+Starting from the landmark fit, refine identity, expression, pose, focal length and SH light by
+gradient descent on landmark + eye/lip closure + photometric + prior terms, rendering the face
+with a per-vertex albedo that is re-estimated in closed form (albedo.py) a few times per level.
+Coarse-to-fine over render sizes; pixels whose colour the model cannot explain (cast shadows,
+highlights, occluders) are masked out by a robust threshold on the residual.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import FitError
+from ..models import MorphableModel
+from ..render import PinholeCamera, render_mesh
+from ..render.shading import sh_shading, vertex_normals
+from .albedo import AlbedoSolver, solve_sh_light
+from .config import PhotometricFitConfig
+from .correspondence import VertexCorrespondence
+from .crop import FaceCrop, crop_image, face_crop
+from .landmark_fit import LandmarkFit
+from .losses import closure_loss, coefficient_prior, landmark_loss, photometric_loss
+
+
+@dataclass
+class PhotometricFit:
+    """Result of the full fit in original image coordinates.
+
+    Attributes:
+        identity (k,), expression (E,), rotation (3,), translation (3,) mm, focal px, principal (2,) px.
+        sh: (9, 3) SH light in camera space. albedo: (V, 3) per-vertex albedo of the fitted model.
+        residual_px: (L,) landmark reprojection errors in the original image.
+        losses: loss terms at the start and end, by name.
+        seconds, iterations: cost of the fit.
+    """
+
+    identity: np.ndarray
+    expression: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    focal: float
+    principal: np.ndarray
+    image_size: tuple[int, int]
+    sh: np.ndarray
+    albedo: np.ndarray
+    residual_px: np.ndarray
+    losses: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    iterations: int = 0
+
+    @property
+    def rms_px(self) -> float:
+        return float(np.sqrt(np.mean(self.residual_px ** 2)))
+
+
+class PhotometricFitter:
+    """Per-model state of the full fit (albedo system, render triangles), reused across images.
+
+    Args:
+        model: the model or view being fitted (the one the landmark fit used).
+        config: schedule and weights.
+        render_region: region whose triangles are rendered (the photometric loss sees only these).
+    """
+
+    def __init__(self, model: MorphableModel, config: PhotometricFitConfig | None = None,
+                 render_region: str = "face") -> None:
+        self.model = model
+        self.config = config or PhotometricFitConfig()
+        w = self.config.weights
+        self.albedo_solver = AlbedoSolver(model, w.albedo_smoothness, w.albedo_symmetry, w.albedo_prior)
+        tris = model.triangles
+        if render_region in model.regions:
+            keep = torch.zeros(model.num_vertices, dtype=torch.bool, device=tris.device)
+            keep[model.regions[render_region]] = True
+            tris = tris[keep[tris].all(1)]
+        self.render_triangles = tris
+        self.skin_weight = model.face_mask.detach().cpu().numpy()
+
+    def fit(self, image: np.ndarray, points: np.ndarray, weights: np.ndarray, skin_mask: np.ndarray,
+            init: LandmarkFit, eye_pairs: np.ndarray | None = None, lip_pairs: np.ndarray | None = None,
+            use_photometric: bool = True) -> PhotometricFit:
+        """Refine `init` on `image` (H, W, 3) float in [0, 1].
+
+        Args:
+            points: (L, 2) detected landmarks (px) in the correspondence's order; weights: (L,).
+            skin_mask: (H, W) bool, the face skin (landmarks.face_region_mask).
+            init: the landmark fit to start from (also gives the correspondence).
+            eye_pairs, lip_pairs: (P, 2) indices into L of upper/lower contour points.
+            use_photometric: False runs the same schedule without the photometric term (ablation).
+        """
+        t0 = time.perf_counter()
+        cfg = self.config
+        w = cfg.weights
+        model = self.model
+        corr: VertexCorrespondence = init.correspondence
+        h, wd = image.shape[:2]
+        dtype = model.dtype
+        dev = model.device
+        valid = weights > 0
+        crop0 = face_crop(points[valid], cfg.levels[-1][0], cfg.crop_scale)
+        lm_w = torch.as_tensor(weights, dtype=dtype, device=dev)
+
+        k_id = len(init.identity)
+        alpha = torch.tensor(init.identity[None], dtype=dtype, device=dev, requires_grad=True)
+        psi = torch.tensor(init.expression[None], dtype=dtype, device=dev, requires_grad=True)
+        rot = torch.tensor(init.rotation[None], dtype=dtype, device=dev, requires_grad=True)
+        trans = torch.tensor(init.translation[None], dtype=dtype, device=dev, requires_grad=True)
+        log_f = torch.tensor([np.log(init.focal)], dtype=dtype, device=dev, requires_grad=True)
+        sh = torch.zeros(1, 9, 3, dtype=dtype, device=dev, requires_grad=True)
+        groups = [
+            {"params": [alpha], "lr": cfg.learning_rates["identity"]},
+            {"params": [psi], "lr": cfg.learning_rates["expression"]},
+            {"params": [rot], "lr": cfg.learning_rates["rotation"]},
+            {"params": [trans], "lr": cfg.learning_rates["translation"]},
+            {"params": [log_f], "lr": cfg.learning_rates["log_focal"]},
+            {"params": [sh], "lr": cfg.learning_rates["sh"]},
+        ]
+        opt = torch.optim.Adam(groups)
+        bounded = model.expression_bounds is not None
+        eye_t = None if eye_pairs is None or len(eye_pairs) == 0 else torch.as_tensor(eye_pairs, device=dev)
+        lip_t = None if lip_pairs is None or len(lip_pairs) == 0 else torch.as_tensor(lip_pairs, device=dev)
+        albedo_np = None
+        losses: dict[str, dict[str, float]] = {}
+        iterations = 0
+
+        for level, (size, n_iter) in enumerate(cfg.levels):
+            crop = FaceCrop(crop0.x0, crop0.y0, crop0.side, size)
+            target = crop_image(image, crop).to(device=dev, dtype=dtype)
+            mask = crop_image(skin_mask.astype(np.float32)[..., None], crop)[..., 0].to(device=dev, dtype=dtype)
+            mask = (mask > 0.5).to(dtype)
+            lm_target = torch.as_tensor(crop.to_crop(points)[None], dtype=dtype, device=dev)
+            principal = torch.as_tensor(crop.to_crop(init.principal[None]), dtype=dtype, device=dev)
+            log_scale = float(np.log(crop.scale))
+            face_size = float(np.linalg.norm(np.ptp(crop.to_crop(points[valid]), axis=0)))
+            sigma = 0.01 * face_size
+            update_at = set(np.linspace(0, n_iter, cfg.light_updates_per_level, endpoint=False).astype(int).tolist())
+            inlier = torch.ones_like(mask)
+            prev = None
+
+            def camera() -> PinholeCamera:
+                return PinholeCamera(rot, trans, torch.exp(log_f + log_scale), principal, (size, size))
+
+            for it in range(n_iter):
+                if it in update_at and use_photometric:
+                    with torch.no_grad():
+                        verts = model.vertices(alpha, psi)
+                        albedo_np, sh_new = self._solve_albedo_light(verts, camera(), target, mask, albedo_np)
+                        sh.copy_(sh_new[None])
+                        inlier = self._inliers(verts, camera(), target, mask, albedo_np, sh)
+                opt.zero_grad()
+                verts = model.vertices(alpha, psi)
+                cam = camera()
+                lm_pred = cam.project(corr.points_torch(verts))
+                terms = {
+                    "landmark": landmark_loss(lm_pred, lm_target, lm_w, sigma, delta=3.0),
+                    "identity_prior": coefficient_prior(alpha),
+                    "expression_prior": coefficient_prior(psi),
+                }
+                if eye_t is not None:
+                    terms["eye_closure"] = closure_loss(lm_pred, lm_target, eye_t, sigma)
+                if lip_t is not None:
+                    terms["lip_closure"] = closure_loss(lm_pred, lm_target, lip_t, sigma)
+                if use_photometric and albedo_np is not None:
+                    colors = torch.as_tensor(albedo_np[None], dtype=dtype, device=dev)
+                    out = render_mesh(verts, self.render_triangles, cam, colors=colors, sh=sh, antialias=False)
+                    pix_mask = mask * inlier * out.alpha.detach()
+                    terms["photometric"] = photometric_loss(out.image, target, pix_mask)
+                total = sum(getattr(w, name) * value for name, value in terms.items())
+                if not torch.isfinite(total):
+                    raise FitError("full fit produced a non-finite loss")
+                total.backward()
+                opt.step()
+                iterations += 1
+                if bounded:
+                    with torch.no_grad():
+                        psi.clamp_(0.0, 1.0)
+                values = {k: float(v) for k, v in terms.items()}
+                values["total"] = float(total)
+                if level == 0 and it == 0:
+                    losses["initial"] = values
+                losses["final"] = values
+                if prev is not None and it not in update_at and abs(prev - values["total"]) < cfg.stop_relative_change * abs(prev):
+                    break
+                prev = values["total"]
+
+        with torch.no_grad():
+            verts = model.vertices(alpha, psi)
+            cam = PinholeCamera(rot, trans, torch.exp(log_f), torch.as_tensor(init.principal[None], dtype=dtype, device=dev),
+                                (h, wd))
+            proj = cam.project(corr.points_torch(verts))[0].cpu().double().numpy()
+        residual = np.linalg.norm(proj - points, axis=1)
+        if albedo_np is None:
+            albedo_np = np.full((model.num_vertices, 3), 0.6)
+        out = PhotometricFit(
+            identity=alpha.detach().cpu().double().numpy()[0], expression=psi.detach().cpu().double().numpy()[0],
+            rotation=rot.detach().cpu().double().numpy()[0], translation=trans.detach().cpu().double().numpy()[0],
+            focal=float(torch.exp(log_f).item()), principal=init.principal.copy(), image_size=(h, wd),
+            sh=sh.detach().cpu().double().numpy()[0], albedo=albedo_np, residual_px=residual, losses=losses,
+            seconds=time.perf_counter() - t0, iterations=iterations,
+        )
+        arrays = [out.identity, out.expression, out.rotation, out.translation, out.sh, out.albedo]
+        if not all(np.isfinite(a).all() for a in arrays) or not np.isfinite(out.focal):
+            raise FitError("full fit produced non-finite parameters")
+        return out
+
+    # ------------------------------------------------------------------ closed-form steps
+    def _vertex_samples(self, verts, cam, target, mask):
+        """Per-vertex observed colour, camera-space normal and weight (visible skin)."""
+        size = cam.image_size[0]
+        screen = cam.to_screen(verts)[0]  # (V, 3)
+        normals = vertex_normals(cam.transform(verts), self.model.triangles)[0]
+        out = render_mesh(verts, self.render_triangles, cam, antialias=False)
+        depth = out.depth[0]
+        uv = screen[:, :2]
+        ij = uv.floor().long()
+        inside = (ij[:, 0] >= 0) & (ij[:, 0] < size) & (ij[:, 1] >= 0) & (ij[:, 1] < size)
+        ijc = ij.clamp(0, size - 1)
+        zbuf = depth[ijc[:, 1], ijc[:, 0]]
+        visible = inside & (zbuf > 0) & (screen[:, 2] <= zbuf + 1.5) & (normals[:, 2] > 0.05)
+        grid = (uv / size * 2 - 1)[None, None]  # (1, 1, V, 2), x then y, align_corners=False
+        img = target.permute(0, 3, 1, 2)
+        colour = F.grid_sample(img, grid, mode="bilinear", align_corners=False)[0, :, 0].T  # (V, 3)
+        in_mask = F.grid_sample(mask[:, None], grid, mode="nearest", align_corners=False)[0, 0, 0]
+        weight = visible.to(verts.dtype) * in_mask * torch.as_tensor(self.skin_weight, dtype=verts.dtype,
+                                                                      device=verts.device)
+        return colour, normals, weight
+
+    def _solve_albedo_light(self, verts, cam, target, mask, albedo_prev):
+        colour, normals, weight = self._vertex_samples(verts, cam, target, mask)
+        c = colour.cpu().double().numpy()
+        wv = weight.cpu().double().numpy()
+        if wv.sum() < 50:
+            raise FitError("too few visible skin vertices for the photometric fit")
+        mean_albedo = np.array([np.median(c[wv > 0, k]) for k in range(3)])
+        albedo = albedo_prev
+        if albedo is None:
+            albedo = np.tile(mean_albedo, (len(c), 1))
+        n_t = normals.double()
+        for _ in range(2):
+            sh = solve_sh_light(n_t, colour.double(), torch.from_numpy(albedo), weight.double())
+            shading = sh_shading(n_t[None], sh[None])[0].numpy()
+            albedo = self.albedo_solver.solve(c, np.maximum(shading, 1e-3), wv, mean_albedo, x0=albedo)
+        sh = solve_sh_light(n_t, colour.double(), torch.from_numpy(albedo), weight.double())
+        return albedo, sh.to(verts.dtype)
+
+    def _inliers(self, verts, cam, target, mask, albedo, sh):
+        colors = torch.as_tensor(albedo[None], dtype=verts.dtype, device=verts.device)
+        out = render_mesh(verts, self.render_triangles, cam, colors=colors, sh=sh, antialias=False)
+        err = (out.image - target).norm(dim=-1)
+        sel = (mask * out.alpha) > 0.5
+        if sel.sum() < 50:
+            return torch.ones_like(mask)
+        e = err[sel]
+        med = e.median()
+        mad = (e - med).abs().median()
+        return (err <= med + self.config.outlier_mad * 1.4826 * mad + 1e-3).to(mask.dtype)
