@@ -85,9 +85,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return landmarks_command(args.image, args.out, args.overlay, backend=args.backend)
     if args.command == "reconstruct":
-        from .pipeline_command import reconstruct_command
-
-        return reconstruct_command(args)
+        return _reconstruct(args)
     if args.command == "eval":
         if args.eval_command == "now":
             from .evaluation.command import eval_now_command
@@ -98,6 +96,62 @@ def _dispatch(args: argparse.Namespace) -> int:
         return eval_synthetic_command(n=args.n, seed=args.seed, mode=args.mode, off_model=args.off_model,
                                       out=args.out, as_json=args.json)
     return EXIT_USAGE
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    """Reconstruct every image; a failing image is reported and skipped, the others still written.
+
+    Returns 0 when all succeeded, else the exit code of the first failure.
+    """
+    from tqdm import tqdm
+
+    from .pipeline import Reconstructor
+
+    images: list[str] = list(args.images)
+    if args.example == "astronaut":
+        images.insert(0, "astronaut")
+    if not images:
+        print("facerecon: error: give at least one IMAGE (or --example astronaut)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.max_faces < 1:
+        print("facerecon: error: --max-faces must be >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    out_root = Path(args.out)
+    summary, first_error = [], 0
+    with Reconstructor(args.model, device=args.device, download=not args.offline, max_faces=args.max_faces) as rec:
+        bar = tqdm(images, desc="reconstruct", unit="image", disable=len(images) < 2 or not sys.stderr.isatty())
+        for name in bar:
+            stem = "astronaut" if name == "astronaut" else Path(name).stem
+            folder = out_root if len(images) == 1 else out_root / stem
+            try:
+                image = _example_image() if name == "astronaut" else name
+                results = rec.reconstruct(image, mode=args.mode)
+                for k, r in enumerate(results):
+                    target = folder if len(results) == 1 else folder / f"face{k}"
+                    paths = r.save(target)
+                    summary.append({"image": name, "face": k, "out": str(target), "mode": args.mode,
+                                    "pose_deg": [round(x, 2) for x in r.params.pose_deg],
+                                    "landmark_rms_px": round(r.landmark_error_px(), 3),
+                                    "seconds": round(r.timings.get("total_s", 0.0), 3), "quality": r.quality,
+                                    "files": sorted(p.name for p in paths.values())})
+                    if not args.json:
+                        flags = f"  quality: {r.quality}" if r.quality else ""
+                        print(f"{name}: face {k} -> {target}/ (mesh.obj, mesh.ply, mesh.glb, albedo.png, "
+                              f"params.json, overlay.png, landmarks.json){flags}")
+            except FaceReconError as exc:
+                print(f"facerecon: error: {name}: {exc}", file=sys.stderr)
+                summary.append({"image": name, "error": str(exc), "exit_code": exc.exit_code})
+                first_error = first_error or exc.exit_code
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    return first_error
+
+
+def _example_image():
+    import numpy as np
+    from skimage import data
+
+    return data.astronaut().astype(np.float32) / 255.0
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from . import __version__
 from .errors import FitError, UsageError
 from .fitting.correspondence import VertexCorrespondence
 from .fitting.rotation_np import euler_from_matrix_deg, rodrigues_np
-from .landmarks import FaceLandmarks, draw_landmarks
+from .landmarks import FaceLandmarks
 from .models import MorphableModel
 from .render import PinholeCamera, render_mesh
 from .render.shading import SHLight
@@ -110,7 +110,7 @@ class Mesh:
             base = self.vertices if self.base_vertices is None else self.base_vertices
             write_glb(path.with_suffix(".glb"), base, self.triangles, self.uv, self.uv_triangles,
                       texture_png_bytes=png, morph_targets=self.morph_targets, morph_weights=self.morph_weights,
-                      sparse_targets=True)
+                      sparse_targets=True, sparse_threshold_mm=0.01)
         else:
             raise UsageError(f"unknown mesh format {ext!r}; use .obj, .ply or .glb")
         return path
@@ -282,7 +282,7 @@ class Reconstruction:
     # ------------------------------------------------------------------ pictures
     def render(self, opacity: float = 0.65, draw_points: bool = True) -> np.ndarray:
         """(H, W, 3) uint8: the shaded reconstruction blended over the photo, with the detected
-        landmarks (cyan) and the model's landmarks (red)."""
+        iBUG-68 landmarks (cyan) and the model's (red, smaller)."""
         h, w = self.params.image_size
         scale = min(1.0, 1600.0 / max(h, w))
         cam = self.params.camera(scale=scale)
@@ -301,8 +301,12 @@ class Reconstruction:
         blended = photo * (1 - alpha) + shaded * alpha
         img = (np.clip(blended, 0, 1) * 255 + 0.5).astype(np.uint8)
         if draw_points:
-            img = draw_landmarks(img, [_scaled(self.landmarks, scale)], boxes=False)
-            img = _draw_dots(img, self.projected_landmarks()[self.landmark_weights > 0] * scale, (255, 40, 40))
+            from .landmarks import MEDIAPIPE_TO_IBUG68
+
+            detected = self.landmarks.to_ibug68().points
+            model = self.projected_landmarks()[MEDIAPIPE_TO_IBUG68]
+            img = _draw_dots(img, detected * scale, (0, 220, 255))
+            img = _draw_dots(img, model * scale, (255, 40, 40), radius_scale=0.6)
         return img
 
     # ------------------------------------------------------------------ files
@@ -371,18 +375,11 @@ class Reconstruction:
         return paths
 
 
-def _scaled(face: FaceLandmarks, scale: float) -> FaceLandmarks:
-    if scale == 1.0:
-        return face
-    return FaceLandmarks(face.box * scale, face.score, face.points * scale,
-                         None if face.points3d is None else face.points3d * scale, face.scheme, face.visibility)
-
-
-def _draw_dots(img: np.ndarray, points: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
+def _draw_dots(img: np.ndarray, points: np.ndarray, rgb: tuple[int, int, int], radius_scale: float = 1.0) -> np.ndarray:
     from skimage.draw import disk
 
     out = img.copy()
-    r = max(1.0, 0.004 * max(img.shape[:2]))
+    r = max(1.0, 0.004 * max(img.shape[:2]) * radius_scale)
     for u, v in points:
         if np.isfinite(u) and np.isfinite(v):
             rr, cc = disk((v - 0.5, u - 0.5), r, shape=img.shape[:2])

@@ -8,15 +8,17 @@ from dataclasses import dataclass, field
 class LossWeights:
     """Weights of the full-mode objective (see fitting.losses for each term).
 
-    Landmark terms are normalised by the landmark noise (1% of the face size), the photometric
-    term is a mean colour distance in [0, ~1.7] over the skin mask; the priors are on coefficients
-    in standard deviations.
+    The objective is  N * (landmark * mean_l (d_l / sigma)^2 + eye_closure * E + lip_closure * M
+    + photometric * P) + identity_prior * |alpha|^2 + expression_prior * |psi|^2,
+    with N the number of landmarks used and sigma the landmark noise (1% of the face size), so the
+    priors weigh exactly as in the fast mode's least squares; P is the mean colour distance over
+    the skin mask (in [0, ~1.7]).
     """
 
     landmark: float = 1.0
-    eye_closure: float = 2.0
-    lip_closure: float = 1.0
-    photometric: float = 200.0
+    eye_closure: float = 1.0
+    lip_closure: float = 0.5
+    photometric: float = 20.0
     identity_prior: float = 1.0
     expression_prior: float = 0.3
     albedo_smoothness: float = 2.0

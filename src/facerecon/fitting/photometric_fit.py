@@ -104,6 +104,7 @@ class PhotometricFitter:
         valid = weights > 0
         crop0 = face_crop(points[valid], cfg.levels[-1][0], cfg.crop_scale)
         lm_w = torch.as_tensor(weights, dtype=dtype, device=dev)
+        n_used = float(valid.sum())
 
         k_id = len(init.identity)
         alpha = torch.tensor(init.identity[None], dtype=dtype, device=dev, requires_grad=True)
@@ -157,9 +158,9 @@ class PhotometricFitter:
                 cam = camera()
                 lm_pred = cam.project(corr.points_torch(verts))
                 terms = {
-                    "landmark": landmark_loss(lm_pred, lm_target, lm_w, sigma, delta=3.0),
-                    "identity_prior": coefficient_prior(alpha),
-                    "expression_prior": coefficient_prior(psi),
+                    "landmark": 2.0 * landmark_loss(lm_pred, lm_target, lm_w, sigma, delta=3.0),
+                    "identity_prior": 2.0 * coefficient_prior(alpha),
+                    "expression_prior": 2.0 * coefficient_prior(psi),
                 }
                 if eye_t is not None:
                     terms["eye_closure"] = closure_loss(lm_pred, lm_target, eye_t, sigma)
@@ -170,7 +171,8 @@ class PhotometricFitter:
                     out = render_mesh(verts, self.render_triangles, cam, colors=colors, sh=sh, antialias=False)
                     pix_mask = mask * inlier * out.alpha.detach()
                     terms["photometric"] = photometric_loss(out.image, target, pix_mask)
-                total = sum(getattr(w, name) * value for name, value in terms.items())
+                total = sum((1.0 if name.endswith("_prior") else n_used) * getattr(w, name) * value
+                            for name, value in terms.items())
                 if not torch.isfinite(total):
                     raise FitError("full fit produced a non-finite loss")
                 total.backward()
@@ -179,8 +181,8 @@ class PhotometricFitter:
                 if bounded:
                     with torch.no_grad():
                         psi.clamp_(0.0, 1.0)
-                values = {k: float(v) for k, v in terms.items()}
-                values["total"] = float(total)
+                values = {k: float(v.detach()) for k, v in terms.items()}
+                values["total"] = float(total.detach())
                 if level == 0 and it == 0:
                     losses["initial"] = values
                 losses["final"] = values

@@ -1,0 +1,130 @@
+"""End to end on a real photo (scikit-image's astronaut) and on images the tests make."""
+import json
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+from skimage import data
+
+from facerecon.errors import NoFaceError, UsageError
+from facerecon.io import read_glb, read_obj_mesh, read_ply, validate_glb
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return data.astronaut().astype(np.float32) / 255.0
+
+
+@pytest.fixture(scope="module")
+def reconstructor(ict_dir):
+    from facerecon.pipeline import Reconstructor
+
+    with Reconstructor() as rec:
+        yield rec
+
+
+@pytest.fixture(scope="module")
+def fast_result(reconstructor, astronaut):
+    return reconstructor.reconstruct(astronaut, mode="fast")[0]
+
+
+def test_fast_mode_sits_on_the_astronaut(fast_result):
+    rec = fast_result
+    # the model's landmarks land on the detected ones (face is ~100 px wide in this 512 px photo)
+    assert rec.landmark_error_px() < 2.5
+    yaw, pitch, roll = rec.params.pose_deg
+    assert abs(yaw) < 20 and abs(roll) < 15
+    # the projected face centre is inside the detector's box
+    centre = rec.projected_landmarks()[rec.landmark_weights > 0].mean(0)
+    x0, y0, x1, y1 = rec.landmarks.box
+    assert x0 < centre[0] < x1 and y0 < centre[1] < y1
+    assert rec.params.expression.min() >= 0 and rec.params.expression.max() <= 1
+    # she smiles: the smile blendshapes are active
+    names = list(rec.model.expression_names)
+    smile = rec.params.expression[names.index("mouthSmile_L")] + rec.params.expression[names.index("mouthSmile_R")]
+    assert smile > 0.2
+    assert rec.quality == {}
+
+
+def test_full_mode_is_no_worse_than_fast_on_landmarks(reconstructor, astronaut, fast_result):
+    full = reconstructor.reconstruct(astronaut, mode="full")[0]
+    assert full.mode == "full"
+    assert full.params.sh is not None and np.isfinite(full.params.sh).all()
+    assert full.albedo is not None and full.albedo.shape == (full.view.num_vertices, 3)
+    if "full_mode_reverted_to_fast" not in full.quality:
+        assert full.landmark_error_px() <= fast_result.landmark_error_px() * 1.25 + 0.5
+    # skin albedo of a real face is reddish: R > B on average over the face
+    assert full.albedo[:, 0].mean() > full.albedo[:, 2].mean()
+
+
+def test_save_writes_every_output_and_they_read_back(fast_result, tmp_path):
+    paths = fast_result.save(tmp_path)
+    for name in ("mesh.obj", "mesh.mtl", "albedo.png", "mesh.ply", "mesh.glb", "params.json", "overlay.png",
+                 "landmarks.json"):
+        assert (tmp_path / name).is_file(), name
+    verts = fast_result.vertices()
+    obj_v, obj_f = read_obj_mesh(tmp_path / "mesh.obj")
+    np.testing.assert_allclose(obj_v, verts, atol=1e-3)
+    ply_v, ply_f, ply_c = read_ply(tmp_path / "mesh.ply")
+    np.testing.assert_allclose(ply_v, verts, atol=1e-3)
+    assert validate_glb(tmp_path / "mesh.glb") == []
+    glb = read_glb(tmp_path / "mesh.glb")
+    assert len(glb["target_names"]) == 53 and "jawOpen" in glb["target_names"]
+    params = json.loads((tmp_path / "params.json").read_text())
+    assert params["model"]["name"] == "ict" and len(params["expression"]) == 53
+    assert set(params["pose"]) >= {"yaw_deg", "pitch_deg", "roll_deg", "translation_mm"}
+    assert params["camera"]["focal_px"] > 0
+
+
+def test_glb_morph_targets_reproduce_the_fitted_expression(fast_result, tmp_path):
+    from facerecon.io import read_glb
+
+    fast_result.mesh.export(tmp_path / "face.glb")
+    glb = read_glb(tmp_path / "face.glb")
+    pos = glb["positions"] * 1000.0
+    names = glb["target_names"]
+    targets = np.stack([glb["morph_targets"][n] for n in names]) * 1000.0  # (K, N, 3)
+    posed = pos + np.einsum("k,knc->nc", np.asarray(glb["weights"]), targets)
+    # every written vertex (after the UV-seam split) is a fitted vertex, to the sparse threshold
+    dist, _ = cKDTree(fast_result.vertices()).query(posed)
+    assert dist.max() < 0.5
+    assert np.median(dist) < 0.01
+
+
+def test_blank_image_has_no_face(reconstructor):
+    with pytest.raises(NoFaceError):
+        reconstructor.reconstruct(np.full((240, 320, 3), 0.5, dtype=np.float32))
+
+
+def test_bad_mode_and_bad_arrays(reconstructor, astronaut):
+    with pytest.raises(UsageError, match="mode"):
+        reconstructor.reconstruct(astronaut, mode="slow")
+    with pytest.raises(UsageError, match="NaN"):
+        bad = astronaut.copy()
+        bad[0, 0, 0] = np.nan
+        reconstructor.reconstruct(bad)
+    with pytest.raises(UsageError, match="RGB"):
+        reconstructor.reconstruct(np.zeros((10, 10, 5), dtype=np.float32))
+
+
+def test_grayscale_and_uint8_photos_work(reconstructor, astronaut):
+    gray = (astronaut.mean(-1) * 255).astype(np.uint8)
+    rec = reconstructor.reconstruct(gray)[0]
+    assert rec.landmark_error_px() < 3.0
+
+
+def test_two_faces_are_flagged_and_both_can_be_returned(ict_dir, astronaut):
+    from skimage.transform import rescale
+
+    from facerecon.pipeline import Reconstructor
+
+    face = astronaut[0:220, 120:320]
+    small = rescale(face, 0.8, channel_axis=2, anti_aliasing=True).astype(np.float32)
+    canvas = np.full((260, 420, 3), 0.6, dtype=np.float32)
+    canvas[10:10 + face.shape[0], 0:face.shape[1]] = face
+    canvas[40:40 + small.shape[0], 230:230 + small.shape[1]] = small
+    with Reconstructor(max_faces=2) as rec:
+        results = rec.reconstruct(canvas)
+    assert len(results) == 2
+    assert all(r.quality.get("multiple_faces") for r in results)
+    assert results[0].landmarks.box[2] - results[0].landmarks.box[0] >= results[1].landmarks.box[2] - results[1].landmarks.box[0]
