@@ -95,14 +95,42 @@ class LandmarkFitter:
                  contour_region: str = "face") -> None:
         self.model = model
         self.correspondence = correspondence
-        self.mean = model.mean.detach().cpu().double().numpy()
-        self.id_basis = model.identity_basis.detach().cpu().numpy()  # float32 (K, V, 3), no copy
-        self.exp_basis = model.expression_basis.detach().cpu().numpy()
+        mean = model.mean.detach().cpu().double().numpy()
         self.bounded = model.expression_bounds is not None
-        self.normals = _vertex_normals_np(self.mean, model.triangles.cpu().numpy())
+        tris = model.triangles.cpu().numpy()
         region = model.regions.get(contour_region)
         region_ids = np.arange(model.num_vertices) if region is None else region.cpu().numpy()
-        self.contours = _contour_lines(self.mean, region_ids, correspondence)
+        contours = _contour_lines(mean, region_ids, correspondence)
+        # Everything a fit touches lives on a few thousand vertices: keep their bases in float64,
+        # laid out (n, 3, K_id + E), so a fit never gathers from the full model.
+        self.contour_landmarks = np.array(sorted(contours), dtype=np.int64)
+        cand = [contours[i] for i in self.contour_landmarks]
+        self.contour_starts = np.cumsum([0] + [len(c) for c in cand])
+        contour_vertices = np.concatenate(cand) if cand else np.zeros(0, dtype=np.int64)
+        involved = np.unique(np.concatenate([correspondence.vertex_ids.ravel(), contour_vertices]))
+        self.local_index = np.full(model.num_vertices, -1, dtype=np.int64)
+        self.local_index[involved] = np.arange(len(involved))
+        self.contour_local = self.local_index[contour_vertices]
+        self.contour_vertices = contour_vertices
+        self.num_identity = model.num_identity
+        id_basis = model.identity_basis.detach().cpu().numpy()[:, involved]  # (K, n, 3)
+        exp_basis = model.expression_basis.detach().cpu().numpy()[:, involved]
+        self.local_mean = mean[involved]
+        self.local_basis = np.ascontiguousarray(
+            np.concatenate([id_basis, exp_basis]).transpose(1, 2, 0).astype(np.float64))  # (n, 3, K + E)
+        self.local_normals = _vertex_normals_np(mean, tris)[involved]
+        self.num_expression = exp_basis.shape[0]
+        self._basis_cache: dict[int, np.ndarray] = {}
+        self._threads = None
+
+    def _basis(self, k_id: int) -> np.ndarray:
+        """(n, 3, k_id + E) local basis with only the first k_id identity modes."""
+        if k_id == self.num_identity:
+            return self.local_basis
+        if k_id not in self._basis_cache:
+            cols = np.r_[0:k_id, self.num_identity:self.num_identity + self.num_expression]
+            self._basis_cache[k_id] = np.ascontiguousarray(self.local_basis[:, :, cols])
+        return self._basis_cache[k_id]
 
     def fit(self, points: np.ndarray, image_size: tuple[int, int], weights: np.ndarray | None = None,
             config: LandmarkFitConfig | None = None, focal: float | None = None,
@@ -117,6 +145,16 @@ class LandmarkFitter:
             focal: a known focal length in px (then it is held fixed).
             init: a previous fit to start from (video tracking).
         """
+        if self._threads is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._threads = ThreadpoolController()
+        # these are small dense problems: BLAS threads only add synchronisation (and stall badly
+        # when the cores are busy)
+        with self._threads.limit(limits=1, user_api="blas"):
+            return self._fit(points, image_size, weights, config, focal, init)
+
+    def _fit(self, points, image_size, weights, config, focal, init) -> LandmarkFit:
         t0 = time.perf_counter()
         cfg = config or LandmarkFitConfig()
         corr = self.correspondence
@@ -129,8 +167,9 @@ class LandmarkFitter:
         points = np.where(np.isfinite(points), points, 0.0)
         h, wd = image_size
         principal = np.array([wd / 2.0, h / 2.0])
-        k_id = min(cfg.num_identity, self.id_basis.shape[0])
-        k_exp = self.exp_basis.shape[0]
+        k_id = min(cfg.num_identity, self.num_identity)
+        k_exp = self.num_expression
+        local_basis = self._basis(k_id)
         lo, hi = points[w > 0].min(0), points[w > 0].max(0)
         face_size = float(np.linalg.norm(hi - lo))
         if face_size < 4:
@@ -148,7 +187,7 @@ class LandmarkFitter:
             psi[:] = init.expression
             rot, trans, log_f = init.rotation.copy(), init.translation.copy(), np.log(init.focal)
         else:
-            x0 = np.einsum("lk,lkc->lc", bary, self.mean[vids])
+            x0 = np.einsum("lk,lkc->lc", bary, self.local_mean[self.local_index[vids]])
             rot, trans, log_f = _initial_pose(x0, points, w, f0, principal)
 
         n_par = k_id + k_exp + 7
@@ -158,13 +197,13 @@ class LandmarkFitter:
         lam = 1e-3
         history = []
         updates = set(np.linspace(0, cfg.iterations - 1, cfg.sliding_updates + 1)[:-1].round().astype(int).tolist()) \
-            if self.contours and cfg.sliding_updates > 0 else set()
-        bases = self._landmark_bases(vids, bary, k_id)
+            if len(self.contour_landmarks) and cfg.sliding_updates > 0 else set()
+        bases = self._landmark_bases(vids, bary, local_basis)
         cost = None
         for it in range(cfg.iterations):
             if it in updates:
-                vids = self._slide(vids, alpha, psi, rot, trans, log_f, principal, points, k_id)
-                bases = self._landmark_bases(vids, bary, k_id)
+                vids = self._slide(vids, local_basis, np.concatenate([alpha, psi]), rot, trans, log_f, principal)
+                bases = self._landmark_bases(vids, bary, local_basis)
                 cost = None
             r, jac, robust_w = self._residuals(bases, alpha, psi, rot, trans, log_f, principal, points, w, sigma,
                                                cfg, with_jacobian=True)
@@ -222,12 +261,12 @@ class LandmarkFitter:
                            final_corr, time.perf_counter() - t0, history)
 
     # ------------------------------------------------------------------ pieces
-    def _landmark_bases(self, vids: np.ndarray, bary: np.ndarray, k_id: int):
+    def _landmark_bases(self, vids: np.ndarray, bary: np.ndarray, local_basis: np.ndarray):
         """Mean (L, 3) and the shape basis (L, 3, k_id + E) of the landmark points."""
-        mean = np.einsum("lk,lkc->lc", bary, self.mean[vids])
-        b_id = np.einsum("lk,nlkc->lcn", bary, self.id_basis[:k_id, vids].astype(np.float64))
-        b_exp = np.einsum("lk,nlkc->lcn", bary, self.exp_basis[:, vids].astype(np.float64))
-        return mean, np.ascontiguousarray(np.concatenate([b_id, b_exp], axis=2))
+        li = self.local_index[vids]
+        mean = np.einsum("lk,lkc->lc", bary, self.local_mean[li])
+        basis = np.einsum("lk,lkcn->lcn", bary, local_basis[li])
+        return mean, basis
 
     @staticmethod
     def _project(bases, alpha, psi, rot, trans, focal, principal):
@@ -293,30 +332,29 @@ class LandmarkFitter:
         nlogf = log_f + step[-1]
         return na, npsi, nrot, ntrans, nlogf
 
-    def _slide(self, vids, alpha, psi, rot, trans, log_f, principal, points, k_id):
+    def _slide(self, vids, local_basis, coeffs, rot, trans, log_f, principal):
         """Re-choose the model vertex of each outline landmark: along its contour line, the most
         outward point that still faces the camera (the silhouette of that slice of the face)."""
         r_mat = rodrigues_np(rot)
         f = np.exp(log_f)
+        lc = self.contour_local
+        x = self.local_mean[lc] + local_basis[lc] @ coeffs
+        y = x @ r_mat.T + trans
+        u = principal[0] + f * y[:, 0] / np.maximum(-y[:, 2], 1e-3)
+        n = self.local_normals[lc] @ r_mat.T
+        facing = -(n * y).sum(1) / np.linalg.norm(y, axis=1)
+        xc = self.local_mean[self.local_index[vids[:, 0]]] @ r_mat.T + trans
+        centre_u = float(np.median(principal[0] + f * xc[:, 0] / np.maximum(-xc[:, 2], 1e-3)))
         vids = vids.copy()
-        centre_u = None
-        for li, cand in self.contours.items():
-            x = self.mean[cand] + np.tensordot(alpha, self.id_basis[:k_id, cand].astype(np.float64), 1) \
-                + np.tensordot(psi, self.exp_basis[:, cand].astype(np.float64), 1)
-            y = x @ r_mat.T + trans
-            z = np.maximum(-y[:, 2], 1e-3)
-            u = principal[0] + f * y[:, 0] / z
-            if centre_u is None:
-                xc = self.mean[vids[:, 0]] @ r_mat.T + trans
-                centre_u = float(np.median(principal[0] + f * xc[:, 0] / np.maximum(-xc[:, 2], 1e-3)))
-            n = self.normals[cand] @ r_mat.T
-            facing = -(n * y).sum(1) / np.linalg.norm(y, axis=1)
-            ok = facing > -0.05
+        starts = self.contour_starts
+        for k, li in enumerate(self.contour_landmarks):
+            a, b = starts[k], starts[k + 1]
+            ok = facing[a:b] > -0.05
             if not ok.any():
                 continue
-            outward = np.sign(u[0] - centre_u) if u[0] != centre_u else 1.0
-            score = np.where(ok, outward * u, -np.inf)
-            vids[li, :] = cand[int(np.argmax(score))]
+            outward = 1.0 if u[a] >= centre_u else -1.0  # the default vertex comes first
+            score = np.where(ok, outward * u[a:b], -np.inf)
+            vids[li, :] = self.contour_vertices[a + int(np.argmax(score))]
         return vids
 
 

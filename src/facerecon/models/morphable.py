@@ -179,14 +179,19 @@ class MorphableModel:
             (B, V, 3) vertices in mm, on the model's device and dtype.
         """
         batch = _batch_size([identity, expression, pose], batch_size)
-        if identity is None:
+        flat = self.num_vertices * 3
+        if identity is None or identity.shape[-1] == 0:
+            if identity is not None:
+                self._check_coeffs(identity, self.num_identity, batch, "identity")
             out = self.mean.expand(batch, -1, -1)
         else:
             k = self._check_coeffs(identity, self.num_identity, batch, "identity")
-            out = blend_linear(self.mean, self.identity_basis[:k].reshape(k, -1), identity)
-        if expression is not None:
+            out = blend_linear(self.mean, self.identity_basis[:k].reshape(k, flat), identity)
+        if expression is not None and expression.shape[-1] > 0:
             k = self._check_coeffs(expression, self.num_expression, batch, "expression")
-            out = add_linear(out, self.expression_basis[:k].reshape(k, -1), expression)
+            out = add_linear(out, self.expression_basis[:k].reshape(k, flat), expression)
+        elif expression is not None:
+            self._check_coeffs(expression, self.num_expression, batch, "expression")
         if pose is not None:
             if self.skeleton is None:
                 raise UsageError(f"model {self.name!r} has no skeleton; pass pose=None and pose the head rigidly")
@@ -203,7 +208,9 @@ class MorphableModel:
         if coefficients is None or self.albedo_basis is None:
             return self.albedo_mean.expand(batch, -1, -1)
         k = self._check_coeffs(coefficients, self.num_albedo, batch, "albedo")
-        return blend_linear(self.albedo_mean, self.albedo_basis[:k].reshape(k, -1), coefficients)
+        if k == 0:
+            return self.albedo_mean.expand(batch, -1, -1)
+        return blend_linear(self.albedo_mean, self.albedo_basis[:k].reshape(k, self.num_vertices * 3), coefficients)
 
     def landmark_points(self, vertices: Tensor, embedding: LandmarkEmbedding | None = None) -> Tensor:
         """(B, L, 3) landmark positions on `vertices` (B, V, 3); iBUG-68 unless `embedding` is given."""
