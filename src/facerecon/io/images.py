@@ -1,0 +1,153 @@
+"""Reading and writing photos as float32 RGB arrays in [0, 1], shape (H, W, 3) (docs/conventions.md).
+
+What `load_image` does with each kind of file:
+- EXIF orientation is applied, so the array is upright as a viewer shows it.
+- Greyscale (8 or 16 bit) is repeated into three channels; 16-bit greyscale keeps its precision
+  (divided by 65535). 16-bit colour PNGs are read by Pillow at 8 bits per channel.
+- Transparency (RGBA, LA, palette with transparency) is composited on white: a cut-out portrait
+  then looks like a studio shot instead of a face on black, which would bias a photometric fit.
+- Palette, CMYK and other modes are converted to RGB.
+- Large images are shrunk while decoding so the result has at most `MAX_PIXELS` pixels (by an
+  integer factor; JPEGs are decoded directly at 1/2, 1/4 or 1/8 scale, so a 20000x20000 JPEG needs
+  about 20 MB, not 1.2 GB). Other formats are decoded in full first, so they are refused above
+  `MAX_DECODE_PIXELS`.
+- A missing, empty, truncated or non-image file raises `ImageError` naming the file and the problem.
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageError, UsageError
+
+# At most 4096 x 4096 pixels come back (192 MB as float32 RGB); bigger photos are shrunk.
+MAX_PIXELS = 4096 * 4096
+# Formats other than JPEG are decoded at full size before shrinking: refuse what would need more
+# than ~400 MB (RGBA) to decode.
+MAX_DECODE_PIXELS = 100_000_000
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
+               max_decode_pixels: int = MAX_DECODE_PIXELS) -> np.ndarray:
+    """Read a photo as float32 RGB in [0, 1], shape (H, W, 3), upright (EXIF orientation applied).
+
+    Args:
+        path: image file (JPEG, PNG, WebP, TIFF, BMP, GIF: whatever Pillow reads).
+        max_pixels: larger images are shrunk by an integer factor to at most this many pixels.
+        max_decode_pixels: non-JPEG images larger than this are refused (they cannot be shrunk
+            while decoding).
+
+    Raises:
+        ImageError: the file is missing, empty, not an image, truncated or corrupt, or too large.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p}: file not found")
+    if not p.is_file():
+        raise ImageError(f"{p}: not a file")
+    if p.stat().st_size == 0:
+        raise ImageError(f"{p}: empty file (0 bytes)")
+    if max_pixels < 1:
+        raise UsageError(f"max_pixels must be >= 1, got {max_pixels}")
+    try:
+        with warnings.catch_warnings():
+            # we enforce our own pixel limits below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = _open(p)
+            with im:
+                w, h = im.size
+                factor = _shrink_factor(w * h, max_pixels)
+                if factor > 1 and im.format == "JPEG":
+                    # decode at 1/2, 1/4 or 1/8 scale straight from the DCT coefficients
+                    im.draft(im.mode, (math.ceil(w / factor), math.ceil(h / factor)))
+                elif w * h > max_decode_pixels:
+                    raise ImageError(
+                        f"{p}: {w}x{h} is too large to decode ({w * h / 1e6:.0f} Mpx > "
+                        f"{max_decode_pixels / 1e6:.0f} Mpx for {im.format or 'this format'}); "
+                        f"shrink it or save it as JPEG")
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                factor = _shrink_factor(im.size[0] * im.size[1], max_pixels)
+                if factor > 1:
+                    if im.mode.startswith("I;16"):
+                        im = im.convert("I")
+                    elif im.mode not in ("L", "RGB", "RGBA", "LA", "I", "F"):
+                        im = im.convert("RGBA")
+                    im = im.reduce(factor)
+                return _to_float_rgb(im)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{p}: not an image, or a format Pillow cannot read") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{p}: too large to decode ({exc}); shrink it or save it as JPEG") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{p}: truncated or corrupt image ({exc})") from None
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an (H, W, 3) or (H, W) image, float in [0, 1] (clipped) or uint8, in the format of the
+    file's extension (8 bits per channel). Missing parent folders are created."""
+    from PIL import Image
+
+    arr = np.asarray(image)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise UsageError(f"save_image expects (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
+    if arr.dtype != np.uint8:
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise UsageError(f"save_image expects float in [0, 1] or uint8, got {arr.dtype}")
+        arr = np.round(np.clip(np.nan_to_num(arr), 0.0, 1.0) * 255.0).astype(np.uint8)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Image.fromarray(np.ascontiguousarray(arr)).save(p)
+    except (ValueError, KeyError) as exc:
+        raise ImageError(f"{p}: cannot write this image format ({exc})") from None
+
+
+def _open(p: Path):
+    from PIL import Image, JpegImagePlugin
+
+    try:
+        return Image.open(p)
+    except Image.DecompressionBombError:
+        with open(p, "rb") as f:
+            is_jpeg = f.read(3) == b"\xff\xd8\xff"
+        if not is_jpeg:
+            raise
+    # Pillow refuses to even open a JPEG above its bomb limit; a JPEG can be decoded at 1/8
+    # scale, so open it through the plugin (which skips that check) and let `draft` shrink it.
+    return JpegImagePlugin.JpegImageFile(str(p))
+
+
+def _shrink_factor(pixels: int, max_pixels: int) -> int:
+    return max(1, math.ceil(math.sqrt(pixels / max_pixels))) if pixels > max_pixels else 1
+
+
+def _to_float_rgb(im) -> np.ndarray:
+    mode = im.mode
+    if mode.startswith("I"):
+        # 16-bit greyscale ("I;16", or "I" from a 16-bit PNG)
+        arr = np.asarray(im, dtype=np.float32) / 65535.0
+        return np.repeat(np.clip(arr, 0.0, 1.0)[:, :, None], 3, axis=2)
+    if mode == "F":
+        arr = np.clip(np.nan_to_num(np.asarray(im, dtype=np.float32)), 0.0, 1.0)
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    if mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[:, :, 3:4]
+        return np.ascontiguousarray(rgba[:, :, :3] * alpha + (1.0 - alpha))
+    if mode != "RGB":
+        im = im.convert("RGB")
+    arr = np.array(im, dtype=np.float32)
+    arr /= 255.0  # in place: no second full-size float copy
+    return arr

@@ -1,0 +1,82 @@
+"""`facerecon landmarks IMAGE --out lm.json [--overlay lm.png] [--backend mediapipe|dlib]`.
+
+cli.py parses the arguments and calls `landmarks_command`, which returns the exit code
+(facerecon.errors: 0 ok, 2 usage, 3 no face, 4 unreadable input).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..errors import FaceReconError, NoFaceError
+from ..io.images import load_image, save_image
+from . import create_detector
+from .base import FaceLandmarks
+from .draw import draw_landmarks
+
+COORDINATES = "pixels; (u, v) = (column, row), origin at the top-left corner of the image"
+
+
+def landmarks_command(image_path: str | os.PathLike, out_json: str | os.PathLike,
+                      overlay_png: str | os.PathLike | None = None, backend: str = "mediapipe") -> int:
+    """Detect the faces in a photo and write their landmarks as JSON (and optionally an overlay).
+
+    The JSON's top level is the largest face (scheme, box, score, points, its iBUG-68 version under
+    "ibug68"), plus "faces" with every face in the same form, largest first.
+
+    Returns:
+        The exit code; on failure a one-line message goes to stderr.
+    """
+    try:
+        image = load_image(image_path)
+        with _quiet_native_stderr():
+            with create_detector(backend) as detector:
+                faces = detector.detect(image)
+        if not faces:
+            raise NoFaceError(f"{image_path}: no face found; use a photo with a visible face "
+                              f"(at least about 80 pixels wide)")
+        h, w = image.shape[:2]
+        doc = {"image": str(image_path), "width": w, "height": h, "backend": backend,
+               "coordinates": COORDINATES, **_face_json(faces[0]), "faces": [_face_json(f) for f in faces]}
+        out = Path(out_json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc) + "\n")
+        if overlay_png is not None:
+            drawn = faces + [f.to_ibug68() for f in faces if f.scheme != "ibug68"]
+            save_image(overlay_png, draw_landmarks(image, drawn))
+    except FaceReconError as exc:
+        print(f"facerecon landmarks: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"facerecon landmarks: cannot write output: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _face_json(face: FaceLandmarks) -> dict:
+    doc = face.to_dict()
+    if face.scheme != "ibug68":
+        doc["ibug68"] = face.to_ibug68().to_dict()
+    return doc
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence MediaPipe's native (C++) log lines, which bypass Python's sys.stderr, so the
+    command's stderr holds only its own message."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
