@@ -78,11 +78,14 @@ class AlbedoSolver:
               x0: np.ndarray | None = None) -> np.ndarray:
         """Albedo (V, 3) in [0, 1.5] from observed colours (V, 3), shading (V, 3) and weights (V,)."""
         out = np.empty((self.num_vertices, 3))
+        base_diag = self.base.diagonal()
         for c in range(3):
             s = shading[:, c]
-            a_mat = self.base + sp.diags(weight * s * s)
+            data = weight * s * s
+            a_mat = self.base + sp.diags(data)
             b = weight * s * observed[:, c] + self.prior * mean_albedo[c]
             start = None if x0 is None else x0[:, c]
-            x, _ = cg(a_mat, b, x0=start, rtol=1e-5, maxiter=300)
+            jacobi = sp.diags(1.0 / (base_diag + data))
+            x, _ = cg(a_mat, b, x0=start, rtol=1e-4, maxiter=150, M=jacobi)
             out[:, c] = x
         return np.clip(out, 0.0, 1.5)

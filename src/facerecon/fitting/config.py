@@ -30,11 +30,11 @@ class LossWeights:
 class PhotometricFitConfig:
     """Schedule of the full fit: coarse-to-fine render sizes with iterations per level."""
 
-    levels: tuple[tuple[int, int], ...] = ((112, 20), (224, 12))  # (render size, iterations)
+    levels: tuple[tuple[int, int], ...] = ((112, 16), (224, 10))  # (render size, iterations)
     learning_rates: dict[str, float] = field(default_factory=lambda: {
         "identity": 0.05, "expression": 0.02, "rotation": 0.004, "translation": 1.0, "log_focal": 0.01, "sh": 0.01,
     })
-    light_updates_per_level: int = 2
+    light_updates_per_level: int = 1
     outlier_mad: float = 3.0  # pixels whose residual exceeds median + k * MAD are masked out
     crop_scale: float = 1.5  # crop side as a multiple of the landmarks' box size
     weights: LossWeights = field(default_factory=LossWeights)

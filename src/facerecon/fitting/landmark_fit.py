@@ -50,6 +50,9 @@ class LandmarkFitConfig:
     iterations: int = 12
     sliding_updates: int = 3
     robust_scale: float | None = 3.0
+    # expressions that landmarks barely observe get a stronger prior (by name prefix): ICT's gaze
+    # blendshapes move the eyeballs, which the fitted head view does not contain
+    expression_prior_scale: dict[str, float] = field(default_factory=lambda: {"eyeLook": 10.0})
 
 
 @dataclass
@@ -193,7 +196,8 @@ class LandmarkFitter:
         n_par = k_id + k_exp + 7
         prior = np.zeros(n_par)
         prior[:k_id] = cfg.identity_prior
-        prior[k_id:k_id + k_exp] = cfg.expression_prior
+        prior[k_id:k_id + k_exp] = expression_prior_weights(self.model.expression_names, cfg.expression_prior,
+                                                            cfg.expression_prior_scale)
         lam = 1e-3
         history = []
         updates = set(np.linspace(0, cfg.iterations - 1, cfg.sliding_updates + 1)[:-1].round().astype(int).tolist()) \
@@ -356,6 +360,17 @@ class LandmarkFitter:
             score = np.where(ok, outward * u[a:b], -np.inf)
             vids[li, :] = self.contour_vertices[a + int(np.argmax(score))]
         return vids
+
+
+def expression_prior_weights(names, base: float, scale_by_prefix: dict[str, float]) -> np.ndarray:
+    """(E,) prior weight of each expression: `base` times the scale of the first matching name prefix."""
+    out = np.full(len(names), float(base))
+    for i, name in enumerate(names):
+        for prefix, scale in scale_by_prefix.items():
+            if name.startswith(prefix):
+                out[i] *= scale
+                break
+    return out
 
 
 def estimate_orthographic_projection_linear(model_points: np.ndarray, image_points: np.ndarray,

@@ -23,7 +23,7 @@ from .albedo import AlbedoSolver, solve_sh_light
 from .config import PhotometricFitConfig
 from .correspondence import VertexCorrespondence
 from .crop import FaceCrop, crop_image, face_crop
-from .landmark_fit import LandmarkFit
+from .landmark_fit import LandmarkFit, LandmarkFitConfig, expression_prior_weights
 from .losses import closure_loss, coefficient_prior, landmark_loss, photometric_loss
 
 
@@ -80,6 +80,7 @@ class PhotometricFitter:
             tris = tris[keep[tris].all(1)]
         self.render_triangles = tris
         self.skin_weight = model.face_mask.detach().cpu().numpy()
+        self.expression_prior_scale = LandmarkFitConfig().expression_prior_scale
 
     def fit(self, image: np.ndarray, points: np.ndarray, weights: np.ndarray, skin_mask: np.ndarray,
             init: LandmarkFit, eye_pairs: np.ndarray | None = None, lip_pairs: np.ndarray | None = None,
@@ -123,6 +124,8 @@ class PhotometricFitter:
         ]
         opt = torch.optim.Adam(groups)
         bounded = model.expression_bounds is not None
+        scales = expression_prior_weights(model.expression_names, 1.0, self.expression_prior_scale)
+        exp_std = torch.as_tensor(1.0 / np.sqrt(scales), dtype=dtype, device=dev)
         eye_t = None if eye_pairs is None or len(eye_pairs) == 0 else torch.as_tensor(eye_pairs, device=dev)
         lip_t = None if lip_pairs is None or len(lip_pairs) == 0 else torch.as_tensor(lip_pairs, device=dev)
         albedo_np = None
@@ -160,7 +163,7 @@ class PhotometricFitter:
                 terms = {
                     "landmark": 2.0 * landmark_loss(lm_pred, lm_target, lm_w, sigma, delta=3.0),
                     "identity_prior": 2.0 * coefficient_prior(alpha),
-                    "expression_prior": 2.0 * coefficient_prior(psi),
+                    "expression_prior": 2.0 * coefficient_prior(psi, exp_std),
                 }
                 if eye_t is not None:
                     terms["eye_closure"] = closure_loss(lm_pred, lm_target, eye_t, sigma)
@@ -243,7 +246,7 @@ class PhotometricFitter:
         if albedo is None:
             albedo = np.tile(mean_albedo, (len(c), 1))
         n_t = normals.double()
-        for _ in range(2):
+        for _ in range(1 if albedo_prev is not None else 2):
             sh = solve_sh_light(n_t, colour.double(), torch.from_numpy(albedo), weight.double())
             shading = sh_shading(n_t[None], sh[None])[0].numpy()
             albedo = self.albedo_solver.solve(c, np.maximum(shading, 1e-3), wv, mean_albedo, x0=albedo)
