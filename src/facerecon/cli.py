@@ -81,7 +81,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "models":
         return _models(args)
     if args.command == "landmarks":
-        from .landmarks.command import landmarks_command
+        from .commands.landmarks import landmarks_command
 
         return landmarks_command(args.image, args.out, args.overlay, backend=args.backend)
     if args.command == "reconstruct":

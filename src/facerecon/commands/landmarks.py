@@ -13,9 +13,9 @@ from pathlib import Path
 
 from ..errors import FaceReconError, NoFaceError
 from ..io.images import load_image, save_image
-from . import create_detector
-from .base import FaceLandmarks
-from .draw import draw_landmarks
+from ..landmarks import create_detector
+from ..landmarks.base import FaceLandmarks
+from ..landmarks.draw import draw_landmarks
 
 COORDINATES = "pixels; (u, v) = (column, row), origin at the top-left corner of the image"
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facerecon.landmarks.command import landmarks_command
+from facerecon.commands.landmarks import landmarks_command
 
 
 @pytest.fixture(scope="module")
