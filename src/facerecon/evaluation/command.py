@@ -131,3 +131,18 @@ def _meshes_by_name(folder: Path) -> dict[str, Path]:
 
 def _first_existing(folder: Path, patterns: tuple[str, ...], name: str) -> Path | None:
     return next((folder / p.format(name) for p in patterns if (folder / p.format(name)).is_file()), None)
+
+
+def eval_synthetic_command(n: int, seed: int, mode: str, off_model: bool, out: str | os.PathLike | None,
+                           as_json: bool) -> int:
+    """Print the synthetic benchmark (a table with its calibration, or JSON); return the exit code.
+
+    Generates n faces (or loads them from `out` when it already holds that set), reconstructs them
+    in `mode` with detected landmarks and scores them by the NoW protocol. facerecon errors (a missing
+    model: exit code 5) propagate to the CLI, which prints them.
+    """
+    from .synthetic_eval import evaluate_synthetic, format_synthetic_report, json_ready
+
+    report = evaluate_synthetic(n=n, seed=seed, mode=mode, off_model=off_model, out=out)
+    print(json.dumps(json_ready(report), indent=2) if as_json else format_synthetic_report(report))
+    return 0
