@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = esub.add_parser("now", help="NoW-protocol scan-to-mesh error of predicted meshes against scans")
     p.add_argument("--pred", required=True)
     p.add_argument("--gt", required=True)
+    p.add_argument("--metrical", action="store_true", help="NoW metrical variant: no scale in the alignment")
     p.add_argument("--json", action="store_true")
     p = esub.add_parser("synthetic", help="generate synthetic faces, reconstruct and score them")
     p.add_argument("--n", type=int, default=50)
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="fast", choices=["fast", "full"])
     p.add_argument("--off-model", action="store_true", help="faces the model cannot represent exactly")
     p.add_argument("--out", help="keep the generated set in this folder")
+    p.add_argument("--landmarks", default="detector", choices=["detector", "gt"],
+                   help="fit to MediaPipe's detections (default) or to the ground-truth points")
+    p.add_argument("--metrical", action="store_true", help="NoW metrical variant: no scale in the alignment")
     p.add_argument("--json", action="store_true")
     return parser
 
@@ -88,13 +92,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _reconstruct(args)
     if args.command == "eval":
         if args.eval_command == "now":
-            from .evaluation.command import eval_now_command
+            from .commands.evaluate import eval_now_command
 
-            return eval_now_command(args.pred, args.gt, args.json)
-        from .evaluation.command import eval_synthetic_command
+            return eval_now_command(args.pred, args.gt, args.json, metrical=args.metrical)
+        from .commands.evaluate import eval_synthetic_command
 
         return eval_synthetic_command(n=args.n, seed=args.seed, mode=args.mode, off_model=args.off_model,
-                                      out=args.out, as_json=args.json)
+                                      out=args.out, as_json=args.json, landmarks=args.landmarks,
+                                      metrical=args.metrical)
     return EXIT_USAGE
 
 

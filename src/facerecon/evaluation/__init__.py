@@ -6,7 +6,9 @@
     regions         per-region errors (nose, mouth, forehead, cheeks), REALY-like regions from landmarks
     landmark_error  2D landmark NME (inter-ocular, box diagonal) and mean pixel error
     files           OBJ/PLY meshes, 3D landmark files, iBUG .pts
-    command         `facerecon eval now`
+    synthetic       seeded synthetic faces (on-model and off-model) with ground truth
+    calibration     'nothing' (mean face) and 'floor' (model fitted to the truth) baselines, gap fraction
+    synthetic_eval  reconstruct a synthetic set with the pipeline and score it (`facerecon eval synthetic`)
 
 Units: mm for 3D (docs/conventions.md), pixels for 2D.
 """

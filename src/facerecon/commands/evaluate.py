@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from ..errors import FaceReconError, ImageError, UsageError
-from .files import MESH_SUFFIXES, read_landmarks, read_mesh
-from .now import now_errors, summarize
+from ..evaluation.files import MESH_SUFFIXES, read_landmarks, read_mesh
+from ..evaluation.now import now_errors, summarize
 
 PRED_LANDMARK_NAMES = ("{}.txt", "{}.npy", "{}_lmks.npy", "{}_lmks.txt")
 GT_LANDMARK_NAMES = ("{}_lmks.txt", "{}_lmks.npy", "{}_lmks.pp")
@@ -134,15 +134,18 @@ def _first_existing(folder: Path, patterns: tuple[str, ...], name: str) -> Path 
 
 
 def eval_synthetic_command(n: int, seed: int, mode: str, off_model: bool, out: str | os.PathLike | None,
-                           as_json: bool) -> int:
+                           as_json: bool, landmarks: str = "detector", metrical: bool = False) -> int:
     """Print the synthetic benchmark (a table with its calibration, or JSON); return the exit code.
 
     Generates n faces (or loads them from `out` when it already holds that set), reconstructs them
     in `mode` with detected landmarks and scores them by the NoW protocol. facerecon errors (a missing
     model: exit code 5) propagate to the CLI, which prints them.
     """
-    from .synthetic_eval import evaluate_synthetic, format_synthetic_report, json_ready
+    from ..evaluation.synthetic_eval import evaluate_synthetic, format_synthetic_report, json_ready
 
-    report = evaluate_synthetic(n=n, seed=seed, mode=mode, off_model=off_model, out=out)
+    if n < 1:
+        raise UsageError(f"--n must be >= 1, got {n}")
+    report = evaluate_synthetic(n=n, seed=seed, mode=mode, off_model=off_model, out=out, landmarks=landmarks,
+                                metrical=metrical)
     print(json.dumps(json_ready(report), indent=2) if as_json else format_synthetic_report(report))
     return 0

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from facerecon.evaluation.command import eval_now_command
+from facerecon.commands.evaluate import eval_now_command
 
-from .meshes import icosphere, now_landmarks_on_sphere, random_similarity
+from tests.evaluation.meshes import icosphere, now_landmarks_on_sphere, random_similarity
 
 
 def _write_obj(path, vertices, triangles):
