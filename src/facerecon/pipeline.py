@@ -38,6 +38,11 @@ class PipelineConfig:
     photometric: PhotometricFitConfig = field(default_factory=PhotometricFitConfig)
     # relative weight of the upper face outline (forehead/hairline), where detectors disagree most
     forehead_outline_weight: float = 0.3
+    # after the full fit, re-fit expression, pose and focal length to the landmarks with the
+    # full fit's identity held, so the overlay sits on the landmarks while the shape keeps what
+    # shading taught it
+    landmark_polish: bool = True
+    polish_expression: bool = False
 
 
 class Reconstructor:
@@ -175,6 +180,15 @@ class Reconstructor:
             if full is not None:
                 losses["full"] = {"landmark_rms_px": full.rms_px, **{f"final_{k}": v for k, v in
                                                                      full.losses.get("final", {}).items()}}
+                if self.config.landmark_polish:
+                    polished = self.fast_fitter.fit(points, (h, w), weights, self.config.landmark, init=full,
+                                                    freeze_identity=True,
+                                                    freeze_expression=not self.config.polish_expression)
+                    losses["full"]["polished_landmark_rms_px"] = polished.rms_px
+                    full.expression, full.rotation, full.translation = (polished.expression, polished.rotation,
+                                                                        polished.translation)
+                    full.focal, full.residual_px = polished.focal, polished.residual_px
+                    full.correspondence = polished.correspondence
                 # full mode must never return a face worse than fast mode's by its own measures
                 if full.rms_px > fast.rms_px * 1.25 + 0.5:
                     quality["full_mode_reverted_to_fast"] = (

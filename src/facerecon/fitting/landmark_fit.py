@@ -137,7 +137,8 @@ class LandmarkFitter:
 
     def fit(self, points: np.ndarray, image_size: tuple[int, int], weights: np.ndarray | None = None,
             config: LandmarkFitConfig | None = None, focal: float | None = None,
-            init: LandmarkFit | None = None) -> LandmarkFit:
+            init: LandmarkFit | None = None, freeze_identity: bool = False,
+            freeze_expression: bool = False) -> LandmarkFit:
         """Fit to observed landmarks.
 
         Args:
@@ -146,7 +147,9 @@ class LandmarkFitter:
             weights: (L,) per-landmark weights (0 drops a landmark), default ones.
             config: `LandmarkFitConfig`.
             focal: a known focal length in px (then it is held fixed).
-            init: a previous fit to start from (video tracking).
+            init: a previous fit to start from (video tracking, or a polish after the full fit).
+            freeze_identity: keep `init`'s identity and fit only expression, pose and focal length.
+            freeze_expression: keep `init`'s expression too (then only pose and focal are fitted).
         """
         if self._threads is None:
             from threadpoolctl import ThreadpoolController
@@ -155,9 +158,10 @@ class LandmarkFitter:
         # these are small dense problems: BLAS threads only add synchronisation (and stall badly
         # when the cores are busy)
         with self._threads.limit(limits=1, user_api="blas"):
-            return self._fit(points, image_size, weights, config, focal, init)
+            return self._fit(points, image_size, weights, config, focal, init, freeze_identity, freeze_expression)
 
-    def _fit(self, points, image_size, weights, config, focal, init) -> LandmarkFit:
+    def _fit(self, points, image_size, weights, config, focal, init, freeze_identity=False,
+             freeze_expression=False) -> LandmarkFit:
         t0 = time.perf_counter()
         cfg = config or LandmarkFitConfig()
         corr = self.correspondence
@@ -219,6 +223,13 @@ class LandmarkFitter:
             g = jw.T @ r
             a_mat[np.diag_indices(k_id + k_exp)] += prior[: k_id + k_exp]
             g[: k_id + k_exp] += prior[: k_id + k_exp] * p_vec
+            if (freeze_identity or freeze_expression) and init is not None:
+                frozen = np.r_[np.arange(k_id) if freeze_identity else np.zeros(0, int),
+                               np.arange(k_id, k_id + k_exp) if freeze_expression else np.zeros(0, int)]
+                a_mat[frozen, :] = 0
+                a_mat[:, frozen] = 0
+                a_mat[frozen, frozen] = 1.0
+                g[frozen] = 0.0
             if self.bounded:
                 # active set: weights held at a bound that the gradient pushes beyond stay there
                 ge = g[k_id:k_id + k_exp]

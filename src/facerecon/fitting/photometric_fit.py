@@ -49,6 +49,7 @@ class PhotometricFit:
     sh: np.ndarray
     albedo: np.ndarray
     residual_px: np.ndarray
+    correspondence: VertexCorrespondence | None = None
     losses: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
     iterations: int = 0
@@ -94,6 +95,16 @@ class PhotometricFitter:
             eye_pairs, lip_pairs: (P, 2) indices into L of upper/lower contour points.
             use_photometric: False runs the same schedule without the photometric term (ablation).
         """
+        threads = torch.get_num_threads()
+        # small tensors: one intra-op thread is as fast, and torch's thread pool stalls badly
+        # (50-300x) when the other core is busy
+        torch.set_num_threads(1)
+        try:
+            return self._fit(image, points, weights, skin_mask, init, eye_pairs, lip_pairs, use_photometric)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, image, points, weights, skin_mask, init, eye_pairs, lip_pairs, use_photometric) -> PhotometricFit:
         t0 = time.perf_counter()
         cfg = self.config
         w = cfg.weights
@@ -205,7 +216,8 @@ class PhotometricFitter:
             identity=alpha.detach().cpu().double().numpy()[0], expression=psi.detach().cpu().double().numpy()[0],
             rotation=rot.detach().cpu().double().numpy()[0], translation=trans.detach().cpu().double().numpy()[0],
             focal=float(torch.exp(log_f).item()), principal=init.principal.copy(), image_size=(h, wd),
-            sh=sh.detach().cpu().double().numpy()[0], albedo=albedo_np, residual_px=residual, losses=losses,
+            sh=sh.detach().cpu().double().numpy()[0], albedo=albedo_np, residual_px=residual, correspondence=corr,
+            losses=losses,
             seconds=time.perf_counter() - t0, iterations=iterations,
         )
         arrays = [out.identity, out.expression, out.rotation, out.translation, out.sh, out.albedo]
