@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/facerecon reconstruct --example astronaut -o out/astronaut
+	$(VENV)/bin/facerecon reconstruct --example astronaut --mode full -o out/astronaut
 
 test: $(STAMP)
 	$(PY) -m pytest

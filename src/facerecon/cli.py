@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # MediaPipe's native (glog/absl) warnings are noise for a CLI user; set before it is imported
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -110,6 +114,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     """
     from tqdm import tqdm
 
+    from .commands import quiet_native_stderr
     from .pipeline import Reconstructor
 
     images: list[str] = list(args.images)
@@ -123,14 +128,17 @@ def _reconstruct(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     out_root = Path(args.out)
     summary, first_error = [], 0
-    with Reconstructor(args.model, device=args.device, download=not args.offline, max_faces=args.max_faces) as rec:
+    with quiet_native_stderr():
+        rec = Reconstructor(args.model, device=args.device, download=not args.offline, max_faces=args.max_faces)
+    try:
         bar = tqdm(images, desc="reconstruct", unit="image", disable=len(images) < 2 or not sys.stderr.isatty())
         for name in bar:
             stem = "astronaut" if name == "astronaut" else Path(name).stem
             folder = out_root if len(images) == 1 else out_root / stem
             try:
                 image = _example_image() if name == "astronaut" else name
-                results = rec.reconstruct(image, mode=args.mode)
+                with quiet_native_stderr():
+                    results = rec.reconstruct(image, mode=args.mode)
                 for k, r in enumerate(results):
                     target = folder if len(results) == 1 else folder / f"face{k}"
                     paths = r.save(target)
@@ -147,6 +155,9 @@ def _reconstruct(args: argparse.Namespace) -> int:
                 print(f"facerecon: error: {name}: {exc}", file=sys.stderr)
                 summary.append({"image": name, "error": str(exc), "exit_code": exc.exit_code})
                 first_error = first_error or exc.exit_code
+    finally:
+        with quiet_native_stderr():  # MediaPipe logs from its threads as it shuts down
+            rec.close()
     if args.json:
         print(json.dumps(summary, indent=1))
     return first_error

@@ -5,13 +5,13 @@ cli.py parses the arguments and calls `landmarks_command`, which returns the exi
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 from pathlib import Path
 
 from ..errors import FaceReconError, NoFaceError
+from . import quiet_native_stderr
 from ..io.images import load_image, save_image
 from ..landmarks import create_detector
 from ..landmarks.base import FaceLandmarks
@@ -32,7 +32,7 @@ def landmarks_command(image_path: str | os.PathLike, out_json: str | os.PathLike
     """
     try:
         image = load_image(image_path)
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             with create_detector(backend) as detector:
                 faces = detector.detect(image)
         if not faces:
@@ -61,22 +61,3 @@ def _face_json(face: FaceLandmarks) -> dict:
     if face.scheme != "ibug68":
         doc["ibug68"] = face.to_ibug68().to_dict()
     return doc
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """Silence MediaPipe's native (C++) log lines, which bypass Python's sys.stderr, so the
-    command's stderr holds only its own message."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
