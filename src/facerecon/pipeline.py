@@ -167,6 +167,7 @@ class Reconstructor:
         fit_used = fast
         sh = None
         albedo = None
+        corrective = None
         losses = {"fast": {"landmark_rms_px": fast.rms_px}}
         if mode == "full":
             t = time.perf_counter()
@@ -197,6 +198,7 @@ class Reconstructor:
                     fit_used = full
                 sh = full.sh
                 albedo = full.albedo
+                corrective = full.corrective if fit_used is full else None
         yaw, pitch, roll = euler_from_matrix_deg(rodrigues_np(fit_used.rotation))
         if abs(yaw) > MAX_YAW_DEG:
             quality["extreme_yaw"] = round(yaw, 1)
@@ -214,7 +216,7 @@ class Reconstructor:
         timings["total_s"] = sum(v for k, v in timings.items() if k != "total_s")
         return Reconstruction(
             model=self.model, view=self.view, params=params, mode=mode, landmarks=face, image=image,
-            albedo=albedo, quality=quality, losses=losses, timings=timings,
+            albedo=albedo, corrective=corrective, quality=quality, losses=losses, timings=timings,
             correspondence=fit_used_correspondence(fit_used, fast, self.correspondence),
             landmark_weights=weights,
         )

@@ -130,6 +130,7 @@ class Reconstruction:
     correspondence: VertexCorrespondence
     landmark_weights: np.ndarray
     albedo: np.ndarray | None = None  # (V_view, 3), full mode
+    corrective: np.ndarray | None = None  # (V_view,) mm along the view's mean normals (full mode option)
     quality: dict = field(default_factory=dict)
     losses: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
@@ -149,8 +150,17 @@ class Reconstruction:
         model = self.model if full else self.view
         a, e = self._coeffs(model)
         with torch.no_grad():
-            v = model.vertices(a, e if expression else None)[0]
-        return v.cpu().double().numpy()
+            v = model.vertices(a, e if expression else None)[0].cpu().double().numpy()
+        if self.corrective is not None:
+            from .render.shading import vertex_normals
+
+            n = vertex_normals(self.view.mean[None].detach().cpu().float(), self.view.triangles.cpu())[0].numpy()
+            offset = self.corrective[:, None] * n
+            if full and self.view.parent_vertices is not None:
+                v[self.view.parent_vertices.cpu().numpy()] += offset
+            else:
+                v += offset
+        return v
 
     def camera_vertices(self, full: bool = True) -> np.ndarray:
         """(V, 3) vertices in camera space (mm)."""

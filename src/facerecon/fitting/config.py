@@ -24,6 +24,8 @@ class LossWeights:
     albedo_smoothness: float = 30.0
     albedo_symmetry: float = 30.0
     albedo_prior: float = 0.02
+    corrective_smoothness: float = 50.0
+    corrective_prior: float = 0.5
 
 
 @dataclass
@@ -33,7 +35,10 @@ class PhotometricFitConfig:
     levels: tuple[tuple[int, int], ...] = ((112, 16), (224, 10))  # (render size, iterations)
     learning_rates: dict[str, float] = field(default_factory=lambda: {
         "identity": 0.05, "expression": 0.02, "rotation": 0.004, "translation": 1.0, "log_focal": 0.01, "sh": 0.01,
+        "corrective": 0.1,
     })
+    # fit a per-vertex corrective displacement beyond the model's span (off by default)
+    corrective: bool = False
     light_updates_per_level: int = 1
     outlier_mad: float = 3.0  # pixels whose residual exceeds median + k * MAD are masked out
     crop_scale: float = 1.5  # crop side as a multiple of the landmarks' box size

@@ -19,7 +19,7 @@ from ..errors import FitError
 from ..models import MorphableModel
 from ..render import PinholeCamera, render_mesh
 from ..render.shading import sh_shading, vertex_normals
-from .albedo import AlbedoSolver, solve_sh_light
+from .albedo import AlbedoSolver, mesh_edges, solve_sh_light
 from .config import PhotometricFitConfig
 from .correspondence import VertexCorrespondence
 from .crop import FaceCrop, crop_image, face_crop
@@ -50,6 +50,7 @@ class PhotometricFit:
     albedo: np.ndarray
     residual_px: np.ndarray
     correspondence: VertexCorrespondence | None = None
+    corrective: np.ndarray | None = None  # (V,) mm along the mean shape's normals, or None
     losses: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
     iterations: int = 0
@@ -82,6 +83,8 @@ class PhotometricFitter:
         self.render_triangles = tris
         self.skin_weight = model.face_mask.detach().cpu().numpy()
         self.expression_prior_scale = LandmarkFitConfig().expression_prior_scale
+        self.mean_normals = vertex_normals(model.mean[None].detach().cpu().float(), model.triangles.cpu())[0]
+        self.laplacian = _laplacian(model.triangles.cpu().numpy(), model.num_vertices)
 
     def fit(self, image: np.ndarray, points: np.ndarray, weights: np.ndarray, skin_mask: np.ndarray,
             init: LandmarkFit, eye_pairs: np.ndarray | None = None, lip_pairs: np.ndarray | None = None,
@@ -125,6 +128,9 @@ class PhotometricFitter:
         trans = torch.tensor(init.translation[None], dtype=dtype, device=dev, requires_grad=True)
         log_f = torch.tensor([np.log(init.focal)], dtype=dtype, device=dev, requires_grad=True)
         sh = torch.zeros(1, 9, 3, dtype=dtype, device=dev, requires_grad=True)
+        # beyond-PCA corrective (3D3M-style): a per-vertex offset along the normals, Laplacian-smooth
+        offset = torch.zeros(1, model.num_vertices, dtype=dtype, device=dev, requires_grad=cfg.corrective)
+        normals0 = self.mean_normals.to(device=dev, dtype=dtype)
         groups = [
             {"params": [alpha], "lr": cfg.learning_rates["identity"]},
             {"params": [psi], "lr": cfg.learning_rates["expression"]},
@@ -133,6 +139,8 @@ class PhotometricFitter:
             {"params": [log_f], "lr": cfg.learning_rates["log_focal"]},
             {"params": [sh], "lr": cfg.learning_rates["sh"]},
         ]
+        if cfg.corrective:
+            groups.append({"params": [offset], "lr": cfg.learning_rates.get("corrective", 0.1)})
         opt = torch.optim.Adam(groups)
         bounded = model.expression_bounds is not None
         scales = expression_prior_weights(model.expression_names, 1.0, self.expression_prior_scale)
@@ -163,12 +171,12 @@ class PhotometricFitter:
             for it in range(n_iter):
                 if it in update_at and use_photometric:
                     with torch.no_grad():
-                        verts = model.vertices(alpha, psi)
+                        verts = model.vertices(alpha, psi) + offset[..., None] * normals0
                         albedo_np, sh_new = self._solve_albedo_light(verts, camera(), target, mask, albedo_np)
                         sh.copy_(sh_new[None])
                         inlier = self._inliers(verts, camera(), target, mask, albedo_np, sh)
                 opt.zero_grad()
-                verts = model.vertices(alpha, psi)
+                verts = model.vertices(alpha, psi) + offset[..., None] * normals0
                 cam = camera()
                 lm_pred = cam.project(corr.points_torch(verts))
                 terms = {
@@ -180,12 +188,17 @@ class PhotometricFitter:
                     terms["eye_closure"] = closure_loss(lm_pred, lm_target, eye_t, sigma)
                 if lip_t is not None:
                     terms["lip_closure"] = closure_loss(lm_pred, lm_target, lip_t, sigma)
+                if cfg.corrective:
+                    lap = torch.sparse.mm(self.laplacian.to(dtype), offset.T).T
+                    terms["corrective_smoothness"] = (lap * lap).sum()
+                    terms["corrective_prior"] = (offset * offset).sum()
                 if use_photometric and albedo_np is not None:
                     colors = torch.as_tensor(albedo_np[None], dtype=dtype, device=dev)
                     out = render_mesh(verts, self.render_triangles, cam, colors=colors, sh=sh, antialias=False)
                     pix_mask = mask * inlier * out.alpha.detach()
                     terms["photometric"] = photometric_loss(out.image, target, pix_mask)
-                total = sum((1.0 if name.endswith("_prior") else n_used) * getattr(w, name) * value
+                total = sum((1.0 if name.startswith("corrective") or name.endswith("_prior") else n_used)
+                            * getattr(w, name) * value
                             for name, value in terms.items())
                 if not torch.isfinite(total):
                     raise FitError("full fit produced a non-finite loss")
@@ -205,7 +218,7 @@ class PhotometricFitter:
                 prev = values["total"]
 
         with torch.no_grad():
-            verts = model.vertices(alpha, psi)
+            verts = model.vertices(alpha, psi) + offset[..., None] * normals0
             cam = PinholeCamera(rot, trans, torch.exp(log_f), torch.as_tensor(init.principal[None], dtype=dtype, device=dev),
                                 (h, wd))
             proj = cam.project(corr.points_torch(verts))[0].cpu().double().numpy()
@@ -217,7 +230,7 @@ class PhotometricFitter:
             rotation=rot.detach().cpu().double().numpy()[0], translation=trans.detach().cpu().double().numpy()[0],
             focal=float(torch.exp(log_f).item()), principal=init.principal.copy(), image_size=(h, wd),
             sh=sh.detach().cpu().double().numpy()[0], albedo=albedo_np, residual_px=residual, correspondence=corr,
-            losses=losses,
+            losses=losses, corrective=offset.detach().cpu().double().numpy()[0] if cfg.corrective else None,
             seconds=time.perf_counter() - t0, iterations=iterations,
         )
         arrays = [out.identity, out.expression, out.rotation, out.translation, out.sh, out.albedo]
@@ -276,3 +289,13 @@ class PhotometricFitter:
         med = e.median()
         mad = (e - med).abs().median()
         return (err <= med + self.config.outlier_mad * 1.4826 * mad + 1e-3).to(mask.dtype)
+
+
+def _laplacian(triangles: np.ndarray, num_vertices: int) -> torch.Tensor:
+    """Uniform graph Laplacian (V, V) of a triangle mesh as a sparse torch tensor (float64)."""
+    e = mesh_edges(triangles)
+    rows = np.concatenate([e[:, 0], e[:, 1], np.arange(num_vertices)])
+    cols = np.concatenate([e[:, 1], e[:, 0], np.arange(num_vertices)])
+    degree = np.bincount(e.ravel(), minlength=num_vertices).astype(np.float64)
+    vals = np.concatenate([-np.ones(2 * len(e)), degree])
+    return torch.sparse_coo_tensor(np.stack([rows, cols]), vals, (num_vertices, num_vertices)).coalesce()
