@@ -298,4 +298,5 @@ def _laplacian(triangles: np.ndarray, num_vertices: int) -> torch.Tensor:
     cols = np.concatenate([e[:, 1], e[:, 0], np.arange(num_vertices)])
     degree = np.bincount(e.ravel(), minlength=num_vertices).astype(np.float64)
     vals = np.concatenate([-np.ones(2 * len(e)), degree])
-    return torch.sparse_coo_tensor(np.stack([rows, cols]), vals, (num_vertices, num_vertices)).coalesce()
+    return torch.sparse_coo_tensor(np.stack([rows, cols]), vals, (num_vertices, num_vertices),
+                                   check_invariants=True).coalesce()
