@@ -15,14 +15,14 @@ class LossWeights:
     the skin mask (in [0, ~1.7]).
     """
 
-    landmark: float = 0.3
+    landmark: float = 1.0
     eye_closure: float = 1.0
     lip_closure: float = 0.5
     photometric: float = 500.0
     identity_prior: float = 1.0
     expression_prior: float = 0.3
-    albedo_smoothness: float = 30.0
-    albedo_symmetry: float = 30.0
+    albedo_smoothness: float = 100.0
+    albedo_symmetry: float = 100.0
     albedo_prior: float = 0.02
     corrective_smoothness: float = 50.0
     corrective_prior: float = 0.5
