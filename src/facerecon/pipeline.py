@@ -58,7 +58,8 @@ class Reconstructor:
 
     def __init__(self, model: MorphableModel | str | Path = "ict", device: str = "cpu",
                  detector: LandmarkDetector | None = None, config: PipelineConfig | None = None,
-                 download: bool = False, max_faces: int = 1) -> None:
+                 download: bool = False, max_faces: int = 1, identity_metric: bool = True,
+                 embedder=None) -> None:
         if device not in ("cpu", "cuda"):
             raise UsageError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -80,6 +81,9 @@ class Reconstructor:
         self._full_fitter: PhotometricFitter | None = None
         self._own_detector = detector is None
         self.detector = detector if detector is not None else create_detector("mediapipe", max_num_faces=max(max_faces, 4))
+        self.identity_metric = identity_metric
+        self._embedder = embedder  # None: try dlib on first use; False: unavailable
+        self._embedder_note = ""
         self.eye_pairs = np.concatenate(list(eyelid_pairs(MEDIAPIPE478).values()))
         self.lip_pairs = inner_lip_pairs(MEDIAPIPE478)
 
@@ -88,6 +92,21 @@ class Reconstructor:
         if self._full_fitter is None:
             self._full_fitter = PhotometricFitter(self.view.to(self.device), self.config.photometric)
         return self._full_fitter
+
+    def _identity_similarity(self, rec: Reconstruction) -> dict:
+        """Cosine similarity of face embeddings of the photo and the rendered reconstruction."""
+        from .evaluation.identity import DlibFaceEmbedder, identity_similarity
+        from .landmarks.dlib_detector import DlibMissingError
+
+        if self._embedder is None:
+            try:
+                self._embedder = DlibFaceEmbedder()
+            except DlibMissingError as exc:
+                self._embedder, self._embedder_note = False, str(exc)
+        if self._embedder is False:
+            return {"cosine": None, "unavailable": self._embedder_note}
+        sim = identity_similarity(self._embedder, rec.image, rec.render_textured(), rec.landmarks.box)
+        return {"cosine": round(sim, 4) if np.isfinite(sim) else None, "backend": type(self._embedder).__name__}
 
     def close(self) -> None:
         if self._own_detector:
@@ -148,6 +167,10 @@ class Reconstructor:
             rec.source = source
             if len(faces) > 1:
                 rec.quality["multiple_faces"] = True
+            if self.identity_metric:
+                t = time.perf_counter()
+                rec.identity_similarity = self._identity_similarity(rec)
+                rec.timings["identity_metric_s"] = time.perf_counter() - t
             results.append(rec)
         return results
 

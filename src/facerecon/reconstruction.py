@@ -137,6 +137,7 @@ class Reconstruction:
     face_index: int = 0
     faces_detected: int = 1
     source: str | None = None
+    identity_similarity: dict = field(default_factory=dict)  # {"cosine": float} or {"unavailable": why}
 
     # ------------------------------------------------------------------ geometry
     def _coeffs(self, model: MorphableModel):
@@ -319,6 +320,19 @@ class Reconstruction:
             img = _draw_dots(img, model * scale, (255, 40, 40), radius_scale=0.6)
         return img
 
+    def render_textured(self) -> np.ndarray:
+        """(H, W, 3) float: the reconstruction with its albedo under its SH light (the default light in
+        fast mode), over the photo — what an identity network compares with the photo."""
+        v = torch.as_tensor(self.vertices(full=True)[None], dtype=torch.float32)
+        tris = torch.as_tensor(self._visible_triangles())
+        colors = torch.as_tensor(self.vertex_colors()[None], dtype=torch.float32)
+        sh = (SHLight.ambient_directional(1).coefficients if self.params.sh is None
+              else torch.as_tensor(self.params.sh[None], dtype=torch.float32))
+        with torch.no_grad():
+            out = render_mesh(v, tris, self.params.camera(), colors=colors, sh=sh,
+                              background=torch.as_tensor(self.image[None]), antialias=True)
+        return out.image[0].clamp(0, 1).numpy()
+
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict:
         """Everything params.json holds (JSON-ready)."""
@@ -346,6 +360,7 @@ class Reconstruction:
                           "rms_reprojection_px": round(self.landmark_error_px(), 4)},
             "losses": self.losses,
             "timings_s": {k: round(float(v), 5) for k, v in self.timings.items()},
+            "identity_similarity": self.identity_similarity,
             "quality": self.quality,
         }
         return out
