@@ -10,14 +10,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from .errors import FitError, NoFaceError, UsageError
 from .fitting import (LandmarkFitConfig, LandmarkFitter, PhotometricFitConfig, PhotometricFitter,
-                      VertexCorrespondence, correspondence_on)
+                      correspondence_on)
 from .fitting.rotation_np import euler_from_matrix_deg, rodrigues_np
 from .landmarks import (MEDIAPIPE478, FaceLandmarks, LandmarkDetector, create_detector, eyelid_pairs,
                         face_region_mask, inner_lip_pairs, load_correspondence)
@@ -240,14 +239,9 @@ class Reconstructor:
         return Reconstruction(
             model=self.model, view=self.view, params=params, mode=mode, landmarks=face, image=image,
             albedo=albedo, corrective=corrective, quality=quality, losses=losses, timings=timings,
-            correspondence=fit_used_correspondence(fit_used, fast, self.correspondence),
+            correspondence=fit_used.correspondence or fast.correspondence,
             landmark_weights=weights,
         )
-
-
-def fit_used_correspondence(fit, fast, default: VertexCorrespondence) -> VertexCorrespondence:
-    corr = getattr(fit, "correspondence", None) or getattr(fast, "correspondence", None)
-    return corr if corr is not None else default
 
 
 def reconstruct(image: np.ndarray | str | Path, mode: str = "fast", model: MorphableModel | str = "ict",

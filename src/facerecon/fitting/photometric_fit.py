@@ -121,7 +121,6 @@ class PhotometricFitter:
         lm_w = torch.as_tensor(weights, dtype=dtype, device=dev)
         n_used = float(valid.sum())
 
-        k_id = len(init.identity)
         alpha = torch.tensor(init.identity[None], dtype=dtype, device=dev, requires_grad=True)
         psi = torch.tensor(init.expression[None], dtype=dtype, device=dev, requires_grad=True)
         rot = torch.tensor(init.rotation[None], dtype=dtype, device=dev, requires_grad=True)
