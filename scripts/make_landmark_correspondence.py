@@ -88,15 +88,14 @@ def residuals(model, corr, canon) -> dict[str, float]:
     """How the mapped points compare with the canonical layout and with the model's 68 landmarks."""
     import torch
 
-    from facerecon.landmarks.correspondence import umeyama
+    from facerecon.geometry.similarity import umeyama
     from facerecon.landmarks.schemes import MEDIAPIPE_TO_IBUG68
 
     mean = model.mean[None].float()
     pts = model.landmark_points(mean, corr.as_embedding().to("cpu", torch.float32))[0].double().numpy()
     lm68 = model.landmark_points(mean)[0].double().numpy()
     skin = ~corr.iris.numpy()
-    s, rot, t = umeyama(canon.points[skin], pts[skin])
-    aligned = canon.points @ rot.T * s + t
+    aligned = umeyama(canon.points[skin], pts[skin]).apply(canon.points)
     frontal = np.linalg.norm((aligned - pts)[skin, :2], axis=1)
     to68 = np.linalg.norm(pts[MEDIAPIPE_TO_IBUG68] - lm68, axis=1)
     return {"layout_mean_mm": frontal.mean(), "layout_median_mm": float(np.median(frontal)),

@@ -17,7 +17,7 @@ import torch
 from .errors import FitError, NoFaceError, UsageError
 from .fitting import (LandmarkFitConfig, LandmarkFitter, PhotometricFitConfig, PhotometricFitter,
                       correspondence_on)
-from .fitting.rotation_np import euler_from_matrix_deg, rodrigues_np
+from .geometry.rotation import axis_angle_to_matrix_np, matrix_to_euler_deg_np
 from .landmarks import (MEDIAPIPE478, FaceLandmarks, LandmarkDetector, create_detector, eyelid_pairs,
                         face_region_mask, inner_lip_pairs, load_correspondence)
 from .models import MorphableModel, load_model
@@ -221,7 +221,7 @@ class Reconstructor:
                 sh = full.sh
                 albedo = full.albedo
                 corrective = full.corrective if fit_used is full else None
-        yaw, pitch, roll = euler_from_matrix_deg(rodrigues_np(fit_used.rotation))
+        yaw, pitch, roll = matrix_to_euler_deg_np(axis_angle_to_matrix_np(fit_used.rotation))
         if abs(yaw) > MAX_YAW_DEG:
             quality["extreme_yaw"] = round(yaw, 1)
         face_size = float(np.linalg.norm(np.ptp(points[weights > 0], axis=0)))

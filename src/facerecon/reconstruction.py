@@ -17,7 +17,7 @@ import torch
 from . import __version__
 from .errors import FitError, UsageError
 from .fitting.correspondence import VertexCorrespondence
-from .fitting.rotation_np import euler_from_matrix_deg, rodrigues_np
+from .geometry.rotation import axis_angle_to_matrix_np, matrix_to_euler_deg_np
 from .landmarks import FaceLandmarks
 from .models import MorphableModel
 from .render import PinholeCamera, render_mesh
@@ -56,7 +56,7 @@ class FaceParams:
     @property
     def pose_deg(self) -> tuple[float, float, float]:
         """(yaw, pitch, roll) in degrees (R = Ry(yaw) Rx(pitch) Rz(roll))."""
-        return euler_from_matrix_deg(rodrigues_np(self.rotation))
+        return matrix_to_euler_deg_np(axis_angle_to_matrix_np(self.rotation))
 
     def camera(self, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
                scale: float = 1.0) -> PinholeCamera:
@@ -165,11 +165,11 @@ class Reconstruction:
 
     def camera_vertices(self, full: bool = True) -> np.ndarray:
         """(V, 3) vertices in camera space (mm)."""
-        return self.vertices(full) @ rodrigues_np(self.params.rotation).T + self.params.translation
+        return self.vertices(full) @ axis_angle_to_matrix_np(self.params.rotation).T + self.params.translation
 
     def projected_landmarks(self) -> np.ndarray:
         """(L, 2) the model's landmark points projected into the photo (px)."""
-        y = self.correspondence.points(self.vertices(full=False)) @ rodrigues_np(self.params.rotation).T
+        y = self.correspondence.points(self.vertices(full=False)) @ axis_angle_to_matrix_np(self.params.rotation).T
         y = y + self.params.translation
         f, c = self.params.focal, self.params.principal
         return np.stack([c[0] + f * y[:, 0] / -y[:, 2], c[1] - f * y[:, 1] / -y[:, 2]], 1)
@@ -265,7 +265,7 @@ class Reconstruction:
 
         h, w = self.params.image_size
         seen = self._visible_view_vertices()
-        y = self.vertices(full=False) @ rodrigues_np(self.params.rotation).T + self.params.translation
+        y = self.vertices(full=False) @ axis_angle_to_matrix_np(self.params.rotation).T + self.params.translation
         f, c = self.params.focal, self.params.principal
         u = c[0] + f * y[:, 0] / -y[:, 2] - 0.5
         v = c[1] - f * y[:, 1] / -y[:, 2] - 0.5

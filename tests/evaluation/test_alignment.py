@@ -9,40 +9,6 @@ from facerecon.evaluation.distance import scan_to_mesh_distance
 from .meshes import face_patch, random_similarity, sample_surface
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_umeyama_recovers_a_known_similarity(seed):
-    rng = np.random.default_rng(seed)
-    source = rng.normal(scale=40.0, size=(7, 3))
-    truth = random_similarity(seed, angle_deg=170.0)
-    found = umeyama(source, truth.apply(source))
-    assert found.scale == pytest.approx(truth.scale, rel=1e-12)
-    np.testing.assert_allclose(found.rotation, truth.rotation, atol=1e-12)
-    np.testing.assert_allclose(found.translation, truth.translation, atol=1e-9)
-
-
-def test_umeyama_without_scale_recovers_a_rigid_transform():
-    rng = np.random.default_rng(7)
-    source = rng.normal(scale=40.0, size=(7, 3))
-    truth = random_similarity(7, scale_range=(1.0, 1.0))
-    found = umeyama(source, truth.apply(source), with_scale=False)
-    assert found.scale == 1.0
-    np.testing.assert_allclose(found.matrix, truth.matrix, atol=1e-9)
-
-
-def test_umeyama_never_returns_a_reflection():
-    rng = np.random.default_rng(8)
-    source = rng.normal(size=(10, 3))
-    found = umeyama(source, source * np.array([-1.0, 1.0, 1.0]))
-    assert np.linalg.det(found.rotation) == pytest.approx(1.0)
-
-
-def test_umeyama_rejects_bad_input():
-    with pytest.raises(UsageError):
-        umeyama(np.zeros((7, 3)), np.ones((7, 3)))
-    with pytest.raises(UsageError):
-        umeyama(np.ones((7, 3)), np.ones((6, 3)))
-
-
 def test_similarity_inverse_and_composition():
     a, b = random_similarity(1), random_similarity(2)
     x = np.random.default_rng(0).normal(size=(5, 3))

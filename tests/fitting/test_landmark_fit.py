@@ -5,7 +5,7 @@ import torch
 from facerecon.errors import FitError, UsageError
 from facerecon.fitting.correspondence import VertexCorrespondence, correspondence_on
 from facerecon.fitting.landmark_fit import LandmarkFitter, estimate_orthographic_projection_linear
-from facerecon.fitting.rotation_np import euler_from_matrix_deg, rodrigues_np, so3_log
+from facerecon.geometry.rotation import axis_angle_to_matrix_np as rodrigues_np, matrix_to_axis_angle_np as so3_log, matrix_to_euler_deg_np as euler_from_matrix_deg
 
 
 def _project(vertices, rot, trans, focal, size):

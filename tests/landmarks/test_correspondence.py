@@ -21,7 +21,7 @@ from facerecon.landmarks import (
     load_canonical_face,
     load_correspondence,
 )
-from facerecon.landmarks.correspondence import umeyama
+from facerecon.geometry.similarity import umeyama
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "src" / "facerecon" / "data"
@@ -91,8 +91,7 @@ def test_registration_matches_the_canonical_layout(ict_model, registration):
     pts = _points(ict_model, registration)
     canon = load_canonical_face().points
     skin = ~registration.iris.numpy()
-    s, rot, t = umeyama(canon[skin], pts[skin])
-    aligned = canon @ rot.T * s + t
+    aligned = umeyama(canon[skin], pts[skin]).apply(canon)
     # projected frontally (x, y) in mm
     err = np.linalg.norm((aligned - pts)[skin, :2], axis=1)
     assert err.mean() < 4.0 and np.percentile(err, 95) < 8.0 and err.max() < 15.0

@@ -2,7 +2,8 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from facerecon.models import Skeleton, rodrigues, skin
+from facerecon.geometry.rotation import axis_angle_to_matrix as rodrigues
+from facerecon.models import Skeleton, skin
 
 
 def test_rodrigues_matches_scipy_and_is_smooth_at_zero():

@@ -3,7 +3,7 @@ import torch
 
 from facerecon.errors import UsageError
 from facerecon.render.cameras import PinholeCamera, WeakPerspectiveCamera
-from facerecon.render.rotation import euler_deg_to_matrix, matrix_to_axis_angle
+from facerecon.geometry.rotation import euler_deg_to_matrix, matrix_to_axis_angle
 
 from .helpers import assert_grad_matches
 

@@ -7,7 +7,7 @@ from facerecon.errors import RenderError, UsageError
 from facerecon.render.cameras import PinholeCamera, WeakPerspectiveCamera
 from facerecon.render.primitives import box, icosphere
 from facerecon.render.raster import Fragments, _barycentrics_torch, rasterize
-from facerecon.render.rotation import euler_deg_to_matrix, matrix_to_axis_angle
+from facerecon.geometry.rotation import euler_deg_to_matrix, matrix_to_axis_angle
 
 from .helpers import assert_grad_matches, tetrahedron
 

@@ -16,83 +16,11 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..errors import UsageError
+from ..geometry.similarity import Similarity, umeyama
 from .arrays import as_points
 from .distance import MeshDistanceIndex, SurfaceDistance
 
-
-@dataclass(frozen=True)
-class Similarity:
-    """x -> scale * rotation @ x + translation.
-
-    Attributes:
-        scale: positive float (1.0 for a rigid transform).
-        rotation: (3, 3) rotation matrix (det +1).
-        translation: (3,).
-    """
-
-    scale: float
-    rotation: np.ndarray
-    translation: np.ndarray
-
-    @classmethod
-    def identity(cls) -> "Similarity":
-        return cls(1.0, np.eye(3), np.zeros(3))
-
-    def apply(self, points: np.ndarray) -> np.ndarray:
-        """Transform points (N, 3) -> (N, 3)."""
-        return self.scale * np.asarray(points, dtype=np.float64) @ self.rotation.T + self.translation
-
-    def inverse(self) -> "Similarity":
-        r_inv = self.rotation.T
-        return Similarity(1.0 / self.scale, r_inv, -(r_inv @ self.translation) / self.scale)
-
-    def after(self, first: "Similarity") -> "Similarity":
-        """The transform that applies `first`, then `self`."""
-        return Similarity(
-            self.scale * first.scale,
-            self.rotation @ first.rotation,
-            self.scale * self.rotation @ first.translation + self.translation,
-        )
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """(4, 4) homogeneous matrix."""
-        m = np.eye(4)
-        m[:3, :3] = self.scale * self.rotation
-        m[:3, 3] = self.translation
-        return m
-
-
-def umeyama(source: np.ndarray, target: np.ndarray, with_scale: bool = True) -> Similarity:
-    """Least-squares transform mapping corresponding points source -> target.
-
-    Minimises sum_i |s R source_i + t - target_i|^2 over a rotation R (never a reflection),
-    translation t and, if `with_scale`, a scale s > 0 (else s = 1).
-
-    Args:
-        source: (N, 3), N >= 3, not all coincident.
-        target: (N, 3) corresponding points.
-        with_scale: estimate the scale (similarity) or keep it 1 (rigid).
-
-    Returns:
-        Similarity with `apply(source) ~= target`.
-    """
-    src = as_points("source points", source, 3)
-    tgt = as_points("target points", target, 3)
-    if src.shape != tgt.shape:
-        raise UsageError(f"source and target must correspond one to one, got {src.shape} and {tgt.shape}")
-    mu_s, mu_t = src.mean(axis=0), tgt.mean(axis=0)
-    sc, tc = src - mu_s, tgt - mu_t
-    var_s = (sc**2).sum() / len(src)
-    if var_s <= 1e-300:
-        raise UsageError("source points all coincide: the alignment is undefined")
-    u, d, vt = np.linalg.svd(tc.T @ sc / len(src))
-    signs = np.array([1.0, 1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
-    rotation = (u * signs) @ vt
-    scale = float((d * signs).sum() / var_s) if with_scale else 1.0
-    if scale <= 0.0:
-        raise UsageError("the points are too degenerate to estimate a positive scale")
-    return Similarity(scale, rotation, mu_t - scale * rotation @ mu_s)
+__all__ = ["RefinedAlignment", "Similarity", "refine_to_scan", "umeyama"]
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,9 @@ import torch
 from scipy.sparse.linalg import cg
 from torch import Tensor
 
+from ..geometry.mesh import graph_laplacian, mesh_edges
 from ..models import MorphableModel
 from ..render.shading import sh_basis
-
-
-def mesh_edges(triangles: np.ndarray) -> np.ndarray:
-    """Unique undirected edges (E, 2) of a triangle list (F, 3)."""
-    e = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
-    e.sort(axis=1)
-    return np.unique(e, axis=0)
 
 
 def solve_sh_light(normals: Tensor, observed: Tensor, albedo: Tensor, weight: Tensor, ridge: float = 1e-3) -> Tensor:
@@ -63,10 +57,7 @@ class AlbedoSolver:
         n = model.num_vertices
         edges = mesh_edges(tris)
         self.edges = torch.from_numpy(edges)
-        ones = np.ones(len(edges))
-        adj = sp.coo_matrix((ones, (edges[:, 0], edges[:, 1])), shape=(n, n))
-        adj = (adj + adj.T).tocsr()
-        lap = sp.diags(np.asarray(adj.sum(1)).ravel()) - adj
+        lap = graph_laplacian(edges, n)
         sym = model.symmetry.cpu().numpy()
         mirror = sp.csr_matrix((np.ones(n), (np.arange(n), sym)), shape=(n, n))
         diff = sp.identity(n, format="csr") - mirror

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import FitError, UsageError
+from ..geometry.mesh import vertex_normals
 from ..models import MorphableModel
 from .correspondence import VertexCorrespondence
-from .rotation_np import rodrigues_np, so3_log
+from ..geometry.rotation import axis_angle_to_matrix_np, matrix_to_axis_angle_np
 
 
 @dataclass
@@ -121,7 +122,7 @@ class LandmarkFitter:
         self.local_mean = mean[involved]
         self.local_basis = np.ascontiguousarray(
             np.concatenate([id_basis, exp_basis]).transpose(1, 2, 0).astype(np.float64))  # (n, 3, K + E)
-        self.local_normals = _vertex_normals_np(mean, tris)[involved]
+        self.local_normals = vertex_normals(mean, tris)[involved]
         self.num_expression = exp_basis.shape[0]
         self._basis_cache: dict[int, np.ndarray] = {}
         self._threads = None
@@ -287,14 +288,14 @@ class LandmarkFitter:
     def _project(bases, alpha, psi, rot, trans, focal, principal):
         mean, basis = bases
         x = mean + basis @ np.concatenate([alpha, psi])
-        y = x @ rodrigues_np(rot).T + trans
+        y = x @ axis_angle_to_matrix_np(rot).T + trans
         z = np.maximum(-y[:, 2], 1e-6)
         return np.stack([principal[0] + focal * y[:, 0] / z, principal[1] - focal * y[:, 1] / z], axis=1)
 
     def _residuals(self, bases, alpha, psi, rot, trans, log_f, principal, points, w, sigma, cfg, with_jacobian):
         mean, basis = bases
         f = np.exp(log_f)
-        r_mat = rodrigues_np(rot)
+        r_mat = axis_angle_to_matrix_np(rot)
         x = mean + basis @ np.concatenate([alpha, psi])
         rx = x @ r_mat.T
         y = rx + trans
@@ -342,7 +343,7 @@ class LandmarkFitter:
         if self.bounded:
             npsi = np.clip(npsi, 0.0, 1.0)
         d = step[k_id + k_exp:k_id + k_exp + 3]
-        nrot = so3_log(rodrigues_np(d) @ rodrigues_np(rot))
+        nrot = matrix_to_axis_angle_np(axis_angle_to_matrix_np(d) @ axis_angle_to_matrix_np(rot))
         ntrans = trans + step[k_id + k_exp + 3:k_id + k_exp + 6]
         nlogf = log_f + step[-1]
         return na, npsi, nrot, ntrans, nlogf
@@ -350,7 +351,7 @@ class LandmarkFitter:
     def _slide(self, vids, local_basis, coeffs, rot, trans, log_f, principal):
         """Re-choose the model vertex of each outline landmark: along its contour line, the most
         outward point that still faces the camera (the silhouette of that slice of the face)."""
-        r_mat = rodrigues_np(rot)
+        r_mat = axis_angle_to_matrix_np(rot)
         f = np.exp(log_f)
         lc = self.contour_local
         x = self.local_mean[lc] + local_basis[lc] @ coeffs
@@ -420,16 +421,7 @@ def _initial_pose(x0, points, w, focal, principal):
     trans = np.array([(uc - principal[0]) * dist / focal - centre[0],
                       -(vc - principal[1]) * dist / focal - centre[1],
                       -dist - centre[2]])
-    return so3_log(r), trans, float(np.log(focal))
-
-
-def _vertex_normals_np(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    v0, v1, v2 = (vertices[triangles[:, i]] for i in range(3))
-    fn = np.cross(v1 - v0, v2 - v0)
-    n = np.zeros_like(vertices)
-    for i in range(3):
-        np.add.at(n, triangles[:, i], fn)
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    return matrix_to_axis_angle_np(r), trans, float(np.log(focal))
 
 
 def _contour_lines(mean: np.ndarray, region_ids: np.ndarray, corr: VertexCorrespondence,

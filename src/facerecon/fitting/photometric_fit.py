@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FitError
+from ..geometry.mesh import graph_laplacian, mesh_edges
 from ..models import MorphableModel
 from ..render import PinholeCamera, render_mesh
 from ..render.shading import sh_shading, vertex_normals
-from .albedo import AlbedoSolver, mesh_edges, solve_sh_light
+from .albedo import AlbedoSolver, solve_sh_light
 from .config import PhotometricFitConfig
 from .correspondence import VertexCorrespondence
 from .crop import FaceCrop, crop_image, face_crop
@@ -84,7 +85,9 @@ class PhotometricFitter:
         self.skin_weight = model.face_mask.detach().cpu().numpy()
         self.expression_prior_scale = LandmarkFitConfig().expression_prior_scale
         self.mean_normals = vertex_normals(model.mean[None].detach().cpu().float(), model.triangles.cpu())[0]
-        self.laplacian = _laplacian(model.triangles.cpu().numpy(), model.num_vertices)
+        lap = graph_laplacian(mesh_edges(model.triangles.cpu().numpy()), model.num_vertices).tocoo()
+        self.laplacian = torch.sparse_coo_tensor(np.stack([lap.row, lap.col]), lap.data, lap.shape,
+                                                  check_invariants=True).coalesce()
 
     def fit(self, image: np.ndarray, points: np.ndarray, weights: np.ndarray, skin_mask: np.ndarray,
             init: LandmarkFit, eye_pairs: np.ndarray | None = None, lip_pairs: np.ndarray | None = None,
@@ -288,14 +291,3 @@ class PhotometricFitter:
         med = e.median()
         mad = (e - med).abs().median()
         return (err <= med + self.config.outlier_mad * 1.4826 * mad + 1e-3).to(mask.dtype)
-
-
-def _laplacian(triangles: np.ndarray, num_vertices: int) -> torch.Tensor:
-    """Uniform graph Laplacian (V, V) of a triangle mesh as a sparse torch tensor (float64)."""
-    e = mesh_edges(triangles)
-    rows = np.concatenate([e[:, 0], e[:, 1], np.arange(num_vertices)])
-    cols = np.concatenate([e[:, 1], e[:, 0], np.arange(num_vertices)])
-    degree = np.bincount(e.ravel(), minlength=num_vertices).astype(np.float64)
-    vals = np.concatenate([-np.ones(2 * len(e)), degree])
-    return torch.sparse_coo_tensor(np.stack([rows, cols]), vals, (num_vertices, num_vertices),
-                                   check_invariants=True).coalesce()

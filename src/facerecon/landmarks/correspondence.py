@@ -56,6 +56,8 @@ from scipy.spatial import cKDTree
 from torch import Tensor
 
 from ..errors import ModelError, UsageError
+from ..geometry.mesh import graph_laplacian, subgraph_edges
+from ..geometry.similarity import umeyama
 from ..models import LandmarkEmbedding, MorphableModel
 from .schemes import (
     MEDIAPIPE478,
@@ -208,11 +210,10 @@ def compute_correspondence(model: MorphableModel, canonical: CanonicalFace | Non
     surface = _TriangleSurface(verts, tris, face_tris)
 
     src = canon.points[MEDIAPIPE_TO_IBUG68[_INNER_IBUG]]
-    s, rot, t = umeyama(src, lm68[_INNER_IBUG])
-    x = canon.points @ rot.T * s + t
+    x = umeyama(src, lm68[_INNER_IBUG]).apply(canon.points)
 
     skin = np.setdiff1d(np.arange(NUM_MEDIAPIPE), MEDIAPIPE_IRIS)
-    lap = _laplacian(canon.edges, skin)
+    lap = graph_laplacian(subgraph_edges(canon.edges, skin, NUM_MEDIAPIPE), len(skin))
     anchors = np.searchsorted(skin, MEDIAPIPE_TO_IBUG68[_INNER_IBUG])
     anchor_targets = lm68[_INNER_IBUG]
     start = x.copy()
@@ -264,29 +265,6 @@ def correspondence_arrays(model: MorphableModel, corr: LandmarkCorrespondence) -
         "num_vertices": np.int64(model.num_vertices),
         "triangles_crc32": np.int64(_triangles_crc(tris)),
     }
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity dst ~ s * R @ src + t (Umeyama 1991).
-
-    Args:
-        src, dst: (N, D) corresponding points.
-
-    Returns:
-        (s, R (D, D) proper rotation, t (D,)).
-    """
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    a, b = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(b.T @ a / len(src))
-    d = np.ones(src.shape[1])
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[-1] = -1.0
-    rot = u @ np.diag(d) @ vt
-    var = (a ** 2).sum() / len(src)
-    s = float((sig * d).sum() / var)
-    return s, rot, mu_d - s * rot @ mu_s
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -349,19 +327,6 @@ def _closest_barycentric(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndar
     return out
 
 
-def _laplacian(edges: np.ndarray, keep: np.ndarray) -> sparse.csr_matrix:
-    """Uniform graph Laplacian of the mesh restricted to the points `keep` (sorted)."""
-    pos = np.full(NUM_MEDIAPIPE, -1)
-    pos[keep] = np.arange(len(keep))
-    e = pos[edges]
-    e = e[(e >= 0).all(axis=1)]
-    n = len(keep)
-    adj = sparse.coo_matrix((np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])),
-                            shape=(n, n)).tocsr()
-    adj.data[:] = 1.0
-    return (sparse.diags(np.asarray(adj.sum(axis=1)).ravel()) - adj).tocsr()
-
-
 def _region_triangles(model: MorphableModel, names: tuple[str, ...], tris: np.ndarray) -> np.ndarray | None:
     """Indices of the triangles with all corners in the named regions, None if there are none."""
     if not all(n in model.regions for n in names):
@@ -419,8 +384,7 @@ def _procrustes_mean(samples: list[np.ndarray], rounds: int = 5) -> np.ndarray:
     for _ in range(rounds):
         aligned = []
         for c in norm:
-            sc, rot, t = umeyama(c, mean)
-            aligned.append(c @ rot.T * sc + t)
+            aligned.append(umeyama(c, mean).apply(c))
         mean = np.mean(aligned, axis=0)
         mean -= mean.mean(axis=0)
         mean /= np.sqrt((mean ** 2).sum(axis=1).mean())
@@ -476,4 +440,4 @@ class _data_file:
 
 
 __all__ = ["CanonicalFace", "LandmarkCorrespondence", "build_canonical_face", "compute_correspondence",
-           "correspondence_arrays", "correspondence_file", "load_canonical_face", "load_correspondence", "umeyama"]
+           "correspondence_arrays", "correspondence_file", "load_canonical_face", "load_correspondence"]

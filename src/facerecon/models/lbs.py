@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..geometry.rotation import axis_angle_to_matrix
+
 
 @dataclass(frozen=True, eq=False)
 class Skeleton:
@@ -41,19 +43,6 @@ class Skeleton:
                         conv(self.pose_basis), self.joint_names)
 
 
-def rodrigues(axis_angle: Tensor) -> Tensor:
-    """Axis-angle (..., 3) to rotation matrices (..., 3, 3); smooth at zero."""
-    angle = torch.sqrt((axis_angle * axis_angle).sum(-1, keepdim=True) + 1e-16)
-    axis = axis_angle / angle
-    cos = torch.cos(angle)[..., None]
-    sin = torch.sin(angle)[..., None]
-    x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*axis.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand_as(k)
-    return eye + sin * k + (1 - cos) * (k @ k)
-
-
 def skin(rest: Tensor, pose: Tensor, skeleton: Skeleton) -> Tensor:
     """Pose-corrective offsets and linear blend skinning.
 
@@ -67,7 +56,7 @@ def skin(rest: Tensor, pose: Tensor, skeleton: Skeleton) -> Tensor:
     """
     batch, num_verts, _ = rest.shape
     num_joints = skeleton.num_joints
-    rot = rodrigues(pose.reshape(-1, 3)).reshape(batch, num_joints, 3, 3)
+    rot = axis_angle_to_matrix(pose.reshape(-1, 3)).reshape(batch, num_joints, 3, 3)
     eye = torch.eye(3, dtype=rest.dtype, device=rest.device)
     pose_feature = (rot[:, 1:] - eye).reshape(batch, -1)
     shaped = rest + (pose_feature @ skeleton.pose_basis).reshape(batch, num_verts, 3)

@@ -12,7 +12,7 @@ from .interpolate import interpolate
 from .primitives import box, icosphere
 from .raster import Fragments, rasterize
 from .renderer import RenderOutput, render_mesh
-from .rotation import (
+from ..geometry.rotation import (
     axis_angle_to_matrix,
     axis_angle_to_rotation_6d,
     euler_deg_to_matrix,

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from facerecon.errors import UsageError
 
-from .rotation import axis_angle_to_matrix
+from ..geometry.rotation import axis_angle_to_matrix
 
 # Depth below which a point counts as on or behind the camera plane: its (u, v) are then computed
 # with this depth instead, to stay finite; the rasteriser drops triangles touching such points.

@@ -18,7 +18,7 @@ from PIL import Image
 from .cameras import PinholeCamera
 from .primitives import icosphere
 from .renderer import render_mesh
-from .rotation import euler_deg_to_matrix, matrix_to_axis_angle
+from ..geometry.rotation import euler_deg_to_matrix, matrix_to_axis_angle
 from .shading import SHLight
 
 ICT_FILE = Path("ict-facekit-light") / "ict_facekit_light.npz"

@@ -1,4 +1,7 @@
-"""Rotation representations and conversions, batched over any leading dimensions, differentiable.
+"""Rotations: the one home of every conversion, in torch (batched, differentiable) and numpy.
+
+Torch functions take any leading dimensions; the `_np` functions take one rotation in float64 for
+the closed-form and Gauss-Newton stages.
 
 - axis-angle `(..., 3)`: direction = axis, norm = angle in radians (the project's default).
 - 6D `(..., 6)`: the first two *rows* of the matrix (Zhou et al. 2019, as in pytorch3d).
@@ -9,6 +12,7 @@
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -133,7 +137,51 @@ def rotation_6d_to_axis_angle(d6: Tensor) -> Tensor:
     return matrix_to_axis_angle(rotation_6d_to_matrix(d6))
 
 
+def axis_angle_to_matrix_np(axis_angle: np.ndarray) -> np.ndarray:
+    """Axis-angle (3,) to a rotation matrix (3, 3), float64 (first order below 1e-12 rad)."""
+    aa = np.asarray(axis_angle, dtype=np.float64)
+    theta = float(np.linalg.norm(aa))
+    if theta < 1e-12:
+        return np.eye(3) + _skew_np(aa)
+    k = _skew_np(aa / theta)
+    return np.eye(3) + np.sin(theta) * k + (1 - np.cos(theta)) * (k @ k)
+
+
+def matrix_to_axis_angle_np(matrix: np.ndarray) -> np.ndarray:
+    """Rotation matrix (3, 3) to axis-angle (3,), stable near 0 and pi."""
+    r = np.asarray(matrix, dtype=np.float64)
+    cos = np.clip((np.trace(r) - 1) / 2, -1.0, 1.0)
+    theta = np.arccos(cos)
+    vee = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    if theta < 1e-7:
+        return vee / 2
+    if np.pi - theta < 1e-4:
+        # near pi the antisymmetric part vanishes: take the axis from the symmetric part
+        m = (r + np.eye(3)) / 2
+        i = int(np.argmax(np.diag(m)))
+        axis = m[:, i] / np.sqrt(max(m[i, i], 1e-12))
+        return axis / np.linalg.norm(axis) * theta
+    return theta / (2 * np.sin(theta)) * vee
+
+
+def matrix_to_euler_deg_np(matrix: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees of one (3, 3) matrix, R = R_y(yaw) @ R_x(pitch) @ R_z(roll)
+    (the numpy twin of `matrix_to_euler_deg`, away from gimbal lock)."""
+    r = np.asarray(matrix, dtype=np.float64)
+    pitch = np.arcsin(np.clip(-r[1, 2], -1, 1))
+    yaw = np.arctan2(r[0, 2], r[2, 2])
+    roll = np.arctan2(r[1, 0], r[1, 1])
+    return float(np.degrees(yaw)), float(np.degrees(pitch)), float(np.degrees(roll))
+
+
+def _skew_np(v: np.ndarray) -> np.ndarray:
+    return np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+
+
 __all__ = [
+    "axis_angle_to_matrix_np",
+    "matrix_to_axis_angle_np",
+    "matrix_to_euler_deg_np",
     "axis_angle_to_matrix",
     "matrix_to_axis_angle",
     "rotation_6d_to_matrix",

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from facerecon.render.rotation import (
+from facerecon.geometry.rotation import (
     axis_angle_to_matrix,
     axis_angle_to_rotation_6d,
     euler_deg_to_matrix,
@@ -14,7 +14,7 @@ from facerecon.render.rotation import (
     rotation_6d_to_matrix,
 )
 
-from .helpers import assert_grad_matches
+from ..render.helpers import assert_grad_matches
 
 
 def _random_axis_angle(n: int, seed: int = 0) -> torch.Tensor:
