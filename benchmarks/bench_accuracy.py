@@ -20,7 +20,7 @@ import numpy as np
 
 from facerecon.evaluation.calibration import calibrate
 from facerecon.evaluation.synthetic import generate_synthetic_set
-from facerecon.evaluation.synthetic_eval import YAW_BINS, reconstruct_and_score, summarize_results
+from facerecon.harness.synthetic_eval import YAW_BINS, reconstruct_and_score, summarize_results
 from facerecon.models import load_model
 from facerecon.pipeline import PipelineConfig, Reconstructor
 

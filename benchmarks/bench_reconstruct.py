@@ -18,7 +18,7 @@ from skimage import data
 
 from facerecon.evaluation.calibration import calibrate
 from facerecon.evaluation.synthetic import generate_synthetic_set
-from facerecon.evaluation.synthetic_eval import reconstruct_and_score, summarize_results
+from facerecon.harness.synthetic_eval import reconstruct_and_score, summarize_results
 from facerecon.models import load_model
 from facerecon.pipeline import MODES, Reconstructor
 

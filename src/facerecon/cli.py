@@ -115,6 +115,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .commands import quiet_native_stderr
+    from .commands.identity import IdentityScorer
     from .pipeline import Reconstructor
 
     images: list[str] = list(args.images)
@@ -130,6 +131,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     summary, first_error = [], 0
     with quiet_native_stderr():
         rec = Reconstructor(args.model, device=args.device, download=not args.offline, max_faces=args.max_faces)
+    score_identity = IdentityScorer()
     try:
         bar = tqdm(images, desc="reconstruct", unit="image", disable=len(images) < 2 or not sys.stderr.isatty())
         for name in bar:
@@ -140,15 +142,16 @@ def _reconstruct(args: argparse.Namespace) -> int:
                 with quiet_native_stderr():
                     results = rec.reconstruct(image, mode=args.mode)
                 for k, r in enumerate(results):
+                    score_identity(r)
                     target = folder if len(results) == 1 else folder / f"face{k}"
                     paths = r.save(target)
                     summary.append({"image": name, "face": k, "out": str(target), "mode": args.mode,
-                                    "pose_deg": [round(x, 2) for x in r.params.pose_deg],
+                                    "pose_deg": [round(x, 2) for x in r.pose_deg],
                                     "landmark_rms_px": round(r.landmark_error_px(), 3),
-                                    "seconds": round(r.timings.get("total_s", 0.0), 3), "quality": r.quality,
+                                    "seconds": round(r.timings.get("total_s", 0.0), 3), "quality": r.quality.to_dict(),
                                     "files": sorted(p.name for p in paths.values())})
                     if not args.json:
-                        flags = f"  quality: {r.quality}" if r.quality else ""
+                        flags = f"  quality: {r.quality.to_dict()}" if r.quality else ""
                         print(f"{name}: face {k} -> {target}/ (mesh.obj, mesh.ply, mesh.glb, albedo.png, "
                               f"params.json, overlay.png, landmarks.json){flags}")
             except FaceReconError as exc:

@@ -15,13 +15,12 @@ import numpy as np
 import torch
 
 from .errors import FitError, NoFaceError, UsageError
-from .fitting import (LandmarkFitConfig, LandmarkFitter, PhotometricFitConfig, PhotometricFitter,
+from .fitting import (FitResult, LandmarkFitConfig, LandmarkFitter, PhotometricFitConfig, PhotometricFitter,
                       correspondence_on)
-from .geometry.rotation import axis_angle_to_matrix_np, matrix_to_euler_deg_np
 from .landmarks import (MEDIAPIPE478, FaceLandmarks, LandmarkDetector, create_detector, eyelid_pairs,
                         face_region_mask, inner_lip_pairs, load_correspondence)
 from .models import MorphableModel, load_model
-from .reconstruction import FaceParams, Reconstruction
+from .reconstruction import QualityFlags, Reconstruction, photo_copy, register_model
 
 MODES = ("fast", "full")
 MIN_FACE_PX = 40
@@ -35,6 +34,11 @@ class PipelineConfig:
     view: str = "head"
     landmark: LandmarkFitConfig = field(default_factory=LandmarkFitConfig)
     photometric: PhotometricFitConfig = field(default_factory=PhotometricFitConfig)
+    # full mode keeps the fast result when its landmark RMS exceeds fast's x factor + margin (px)
+    revert_factor: float = 1.25
+    revert_margin_px: float = 0.5
+    # an outline point this far (mm) above the middle of the face counts as forehead/hairline
+    forehead_height_mm: float = 30.0
     # relative weight of the upper face outline (forehead/hairline), where detectors disagree most
     forehead_outline_weight: float = 0.3
     # after the full fit, re-fit expression, pose and focal length to the landmarks with the
@@ -57,8 +61,7 @@ class Reconstructor:
 
     def __init__(self, model: MorphableModel | str | Path = "ict", device: str = "cpu",
                  detector: LandmarkDetector | None = None, config: PipelineConfig | None = None,
-                 download: bool = False, max_faces: int = 1, identity_metric: bool = True,
-                 embedder=None) -> None:
+                 download: bool = False, max_faces: int = 1) -> None:
         if device not in ("cpu", "cuda"):
             raise UsageError(f"device must be 'cpu' or 'cuda', got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -69,6 +72,9 @@ class Reconstructor:
         self.device = device
         self.max_faces = max_faces
         self.model = model if isinstance(model, MorphableModel) else load_model(model, download=download)
+        # results find the model by this key (another process loads it by name)
+        self.model_source = str(model) if not isinstance(model, MorphableModel) else f"{model.name}@{id(model)}"
+        register_model(self.model_source, self.model)
         try:
             self.view = self.model.view(self.config.view)
         except UsageError:
@@ -80,9 +86,6 @@ class Reconstructor:
         self._full_fitter: PhotometricFitter | None = None
         self._own_detector = detector is None
         self.detector = detector if detector is not None else create_detector("mediapipe", max_num_faces=max(max_faces, 4))
-        self.identity_metric = identity_metric
-        self._embedder = embedder  # None: try dlib on first use; False: unavailable
-        self._embedder_note = ""
         self.eye_pairs = np.concatenate(list(eyelid_pairs(MEDIAPIPE478).values()))
         self.lip_pairs = inner_lip_pairs(MEDIAPIPE478)
 
@@ -91,21 +94,6 @@ class Reconstructor:
         if self._full_fitter is None:
             self._full_fitter = PhotometricFitter(self.view.to(self.device), self.config.photometric)
         return self._full_fitter
-
-    def _identity_similarity(self, rec: Reconstruction) -> dict:
-        """Cosine similarity of face embeddings of the photo and the rendered reconstruction."""
-        from .evaluation.identity import DlibFaceEmbedder, identity_similarity
-        from .landmarks.dlib_detector import DlibMissingError
-
-        if self._embedder is None:
-            try:
-                self._embedder = DlibFaceEmbedder()
-            except DlibMissingError as exc:
-                self._embedder, self._embedder_note = False, str(exc)
-        if self._embedder is False:
-            return {"cosine": None, "unavailable": self._embedder_note}
-        sim = identity_similarity(self._embedder, rec.image, rec.render_textured(), rec.landmarks.box)
-        return {"cosine": round(sim, 4) if np.isfinite(sim) else None, "backend": type(self._embedder).__name__}
 
     def close(self) -> None:
         if self._own_detector:
@@ -126,16 +114,18 @@ class Reconstructor:
         brow = np.median(y)  # points above the middle of the face on the outline: forehead/hairline
         sil = np.zeros(len(emb), dtype=bool)
         sil[MEDIAPIPE_SILHOUETTE] = True
-        w[sil & (y > brow + 30.0)] = self.config.forehead_outline_weight
+        w[sil & (y > brow + self.config.forehead_height_mm)] = self.config.forehead_outline_weight
         return w
 
     # ------------------------------------------------------------------ the job
-    def reconstruct(self, image: np.ndarray | str | Path, mode: str = "fast") -> list[Reconstruction]:
+    def reconstruct(self, image: np.ndarray | str | Path, mode: str = "fast",
+                    focal: float | None = None) -> list[Reconstruction]:
         """Reconstruct up to `max_faces` faces of one image, largest first.
 
         Args:
             image: a path, or (H, W, 3) float32 RGB in [0, 1] (uint8 is accepted too).
             mode: "fast" (landmark fit) or "full" (landmark fit, then the photometric fit).
+            focal: the camera's focal length in px when known (then held fixed), else estimated.
 
         Raises:
             NoFaceError: no face in the image. ImageError: the file cannot be read.
@@ -158,97 +148,87 @@ class Reconstructor:
         if not faces:
             h, w = image.shape[:2]
             raise NoFaceError(f"no face found in {source or f'the {w}x{h} image'}")
+        if focal is not None and not (np.isfinite(focal) and focal > 0):
+            raise UsageError(f"focal must be a positive number of pixels, got {focal!r}")
         results = []
+        photo = photo_copy(image)
         for index, face in enumerate(faces[: self.max_faces]):
-            rec = self._fit_face(image, face, mode, dict(timings))
+            rec = self._fit_face(image, photo, face, mode, dict(timings), focal)
             rec.face_index = index
             rec.faces_detected = len(faces)
             rec.source = source
-            if len(faces) > 1:
-                rec.quality["multiple_faces"] = True
-            if self.identity_metric:
-                t = time.perf_counter()
-                rec.identity_similarity = self._identity_similarity(rec)
-                rec.timings["identity_metric_s"] = time.perf_counter() - t
+            rec.quality.multiple_faces = len(faces) > 1
             results.append(rec)
         return results
 
-    def _fit_face(self, image: np.ndarray, face: FaceLandmarks, mode: str, timings: dict) -> Reconstruction:
+    def _fit_face(self, image: np.ndarray, photo: np.ndarray, face: FaceLandmarks, mode: str, timings: dict,
+                  focal: float | None) -> Reconstruction:
         h, w = image.shape[:2]
         if face.scheme != MEDIAPIPE478:
             raise UsageError(f"the pipeline fits MediaPipe's 478 points; got {face.scheme}")
+        cfg = self.config
         points = face.points
         weights = self.landmark_weights.copy()
-        quality: dict = {}
-        box_w = float(face.box[2] - face.box[0])
-        if box_w < MIN_FACE_PX:
-            quality["tiny_face"] = True
+        quality = QualityFlags(tiny_face=float(face.box[2] - face.box[0]) < MIN_FACE_PX)
         t = time.perf_counter()
-        fast = self.fast_fitter.fit(points, (h, w), weights, self.config.landmark)
+        fast = self.fast_fitter.fit(points, (h, w), weights, cfg.landmark, focal=focal)
         timings["fast_fit_s"] = time.perf_counter() - t
-        fit_used = fast
-        sh = None
-        albedo = None
-        corrective = None
+        fit_used: FitResult = fast
         losses = {"fast": {"landmark_rms_px": fast.rms_px}}
         if mode == "full":
-            t = time.perf_counter()
-            skin = face_region_mask(face, (h, w))
-            try:
-                full = self.full_fitter.fit(image, points, weights, skin, fast, self.eye_pairs, self.lip_pairs)
-            except FitError as exc:
-                quality["full_mode_failed"] = str(exc)
-                full = None
-            timings["full_fit_s"] = time.perf_counter() - t
-            if full is not None:
-                losses["full"] = {"landmark_rms_px": full.rms_px, **{f"final_{k}": v for k, v in
-                                                                     full.losses.get("final", {}).items()}}
-                if self.config.landmark_polish:
-                    polished = self.fast_fitter.fit(points, (h, w), weights, self.config.landmark, init=full,
-                                                    freeze_identity=True,
-                                                    freeze_expression=not self.config.polish_expression)
-                    losses["full"]["polished_landmark_rms_px"] = polished.rms_px
-                    full.expression, full.rotation, full.translation = (polished.expression, polished.rotation,
-                                                                        polished.translation)
-                    full.focal, full.residual_px = polished.focal, polished.residual_px
-                    full.correspondence = polished.correspondence
-                # full mode must never return a face worse than fast mode's by its own measures
-                if full.rms_px > fast.rms_px * 1.25 + 0.5:
-                    quality["full_mode_reverted_to_fast"] = (
-                        f"landmark error {full.rms_px:.2f} px vs fast {fast.rms_px:.2f} px")
-                else:
-                    fit_used = full
-                sh = full.sh
-                albedo = full.albedo
-                corrective = full.corrective if fit_used is full else None
-        yaw, pitch, roll = matrix_to_euler_deg_np(axis_angle_to_matrix_np(fit_used.rotation))
+            fit_used = self._full_fit(image, face, points, weights, fast, focal, quality, losses, timings)
+        yaw = float(fit_used.state.params.pose_deg()[0, 0])
         if abs(yaw) > MAX_YAW_DEG:
-            quality["extreme_yaw"] = round(yaw, 1)
+            quality.extreme_yaw = round(yaw, 1)
         face_size = float(np.linalg.norm(np.ptp(points[weights > 0], axis=0)))
         if fit_used.rms_px > 0.05 * face_size:
-            quality["poor_landmark_fit"] = round(fit_used.rms_px, 2)
-        params = FaceParams(
-            identity=np.asarray(fit_used.identity, dtype=np.float64),
-            expression=np.asarray(fit_used.expression, dtype=np.float64),
-            rotation=np.asarray(fit_used.rotation, dtype=np.float64),
-            translation=np.asarray(fit_used.translation, dtype=np.float64),
-            focal=float(fit_used.focal), principal=np.asarray(fit_used.principal, dtype=np.float64),
-            image_size=(h, w), sh=None if sh is None else np.asarray(sh, dtype=np.float64),
-        )
+            quality.poor_landmark_fit = round(fit_used.rms_px, 2)
         timings["total_s"] = sum(v for k, v in timings.items() if k != "total_s")
         return Reconstruction(
-            model=self.model, view=self.view, params=params, mode=mode, landmarks=face, image=image,
-            albedo=albedo, corrective=corrective, quality=quality, losses=losses, timings=timings,
-            correspondence=fit_used.correspondence or fast.correspondence,
-            landmark_weights=weights,
+            state=fit_used.state, mode=mode, model_source=self.model_source, view_name=cfg.view, landmarks=face,
+            photo=photo, correspondence=fit_used.correspondence, landmark_weights=weights,
+            corrective=fit_used.corrective, quality=quality, losses=losses, timings=timings,
         )
+
+    def _full_fit(self, image, face, points, weights, fast: FitResult, focal, quality: QualityFlags, losses: dict,
+                  timings: dict) -> FitResult:
+        """The photometric fit from the fast one, a landmark polish, and the never-worse-than-fast guard.
+        The state returned carries the full fit's albedo and light even when the geometry reverts."""
+        cfg = self.config
+        h, w = image.shape[:2]
+        t = time.perf_counter()
+        try:
+            full = self.full_fitter.fit(image, points, weights, face_region_mask(face, (h, w)), fast, self.eye_pairs,
+                                        self.lip_pairs, fix_focal=focal is not None)
+        except FitError as exc:
+            quality.full_mode_failed = str(exc)
+            return fast
+        finally:
+            timings["full_fit_s"] = time.perf_counter() - t
+        losses["full"] = {"landmark_rms_px": full.rms_px,
+                          **{f"final_{k}": v for k, v in full.diagnostics.losses.get("final", {}).items()}}
+        if cfg.landmark_polish:
+            polished = self.fast_fitter.fit(points, (h, w), weights, cfg.landmark, focal=focal, init=full,
+                                            freeze_identity=True, freeze_expression=not cfg.polish_expression)
+            losses["full"]["polished_landmark_rms_px"] = polished.rms_px
+            p = polished.state
+            full = FitResult(full.state.replace(expression=p.params.expression, rotation=p.params.rotation,
+                                                translation=p.params.translation, focal=p.camera.focal),
+                             polished.correspondence, polished.diagnostics, full.corrective)
+        # full mode must never return a face worse than fast mode's by its own measures
+        if full.rms_px > fast.rms_px * cfg.revert_factor + cfg.revert_margin_px:
+            quality.full_mode_reverted_to_fast = f"landmark error {full.rms_px:.2f} px vs fast {fast.rms_px:.2f} px"
+            return FitResult(fast.state.replace(albedo=full.state.appearance.albedo, sh=full.state.appearance.sh),
+                             fast.correspondence, fast.diagnostics, None)
+        return full
 
 
 def reconstruct(image: np.ndarray | str | Path, mode: str = "fast", model: MorphableModel | str = "ict",
-                device: str = "cpu", max_faces: int = 1, download: bool = False) -> Reconstruction:
+                device: str = "cpu", max_faces: int = 1, download: bool = False,
+                focal: float | None = None) -> Reconstruction:
     """Reconstruct the largest face of one photo (see `Reconstructor` to reuse the set-up)."""
     with Reconstructor(model, device=device, max_faces=max_faces, download=download) as rec:
-        return rec.reconstruct(image, mode=mode)[0]
+        return rec.reconstruct(image, mode=mode, focal=focal)[0]
 
 
 def _as_float_image(image: np.ndarray) -> np.ndarray:

@@ -1,14 +1,18 @@
-"""What a reconstruction is: parameters as a dataclass, plus convenient meshes, renders and files.
+"""What a reconstruction is: a fitted `FaceState` plus the photo's landmarks, and the meshes,
+pictures and files made from them.
 
-Internals are plain arrays (numpy, mm, model space); the user-facing objects are convenient
+A `Reconstruction` is light: it holds the state, the landmarks, a copy of the photo (uint8, at most
+`PHOTO_MAX_SIDE` px) and per-vertex arrays, never the model's bases. Meshes, textures and files are
+made on demand from the model, which is looked up by `model_source` in a per-process cache
+(`register_model`; a pickled Reconstruction sent to another process loads it there once). Internals
+are plain arrays (numpy, mm, model space); the user-facing objects are convenient
 (`rec.mesh.export("face.glb")`, `rec.save("out/")`), in the manner of trimesh.
 """
 from __future__ import annotations
 
 import io as _io
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +21,11 @@ import torch
 from . import __version__
 from .errors import FitError, UsageError
 from .fitting.correspondence import VertexCorrespondence
-from .geometry.rotation import axis_angle_to_matrix_np, matrix_to_euler_deg_np
+from .fitting.state import FaceState
 from .landmarks import FaceLandmarks
-from .models import MorphableModel
-from .render import PinholeCamera, render_mesh
+from .models import MorphableModel, load_model
+from .render import render_mesh
+from .render.overlay import draw_dots, shaded_overlay
 from .render.shading import SHLight
 
 # ICT materials that are see-through shells (tear film, eye shadowing): never rendered opaque
@@ -31,41 +36,50 @@ _GROUP_ALBEDO = {
     "M_IrisLeft": (0.25, 0.17, 0.10), "M_IrisRight": (0.25, 0.17, 0.10), "M_EyeLashes": (0.08, 0.06, 0.05),
     "M_GumsTongue": (0.55, 0.25, 0.25),
 }
+PHOTO_MAX_SIDE = 1024  # the photo copy a reconstruction keeps (overlays are drawn at this size)
+
+_MODELS: dict[str, MorphableModel] = {}
+
+
+def register_model(source: str, model: MorphableModel) -> None:
+    """Make `model` the one reconstructions with this `model_source` use in this process."""
+    _MODELS[source] = model
+
+
+def cached_model(source: str) -> MorphableModel:
+    """The model registered (or loaded once) for `source`: a registered key, a name or a path."""
+    if source not in _MODELS:
+        name = source.split("@", 1)[0]  # "ict@<id>": an in-memory model; another process loads by name
+        _MODELS[source] = load_model(name)
+    return _MODELS[source]
 
 
 @dataclass
-class FaceParams:
-    """Fitted parameters of one face.
+class QualityFlags:
+    """What the pipeline noticed about a face (params.json `quality` lists the ones that are set).
 
     Attributes:
-        identity: (K,) in standard deviations. expression: (E,) weights (ICT: [0, 1]).
-        rotation: (3,) axis-angle, model -> camera. translation: (3,) mm.
-        focal: px. principal: (2,) px. image_size: (H, W).
-        sh: (9, 3) SH light in camera space, or None (fast mode).
+        multiple_faces: more than one face in the photo.
+        tiny_face: the face is narrower than the pipeline's minimum (px).
+        extreme_yaw: |yaw| beyond the supported range: the yaw in degrees, else None.
+        poor_landmark_fit: the landmark RMS (px) when it exceeds 5 % of the face size, else None.
+        full_mode_reverted_to_fast: why full mode kept the fast result, else None.
+        full_mode_failed: the full fit's error, else None.
     """
 
-    identity: np.ndarray
-    expression: np.ndarray
-    rotation: np.ndarray
-    translation: np.ndarray
-    focal: float
-    principal: np.ndarray
-    image_size: tuple[int, int]
-    sh: np.ndarray | None = None
+    multiple_faces: bool = False
+    tiny_face: bool = False
+    extreme_yaw: float | None = None
+    poor_landmark_fit: float | None = None
+    full_mode_reverted_to_fast: str | None = None
+    full_mode_failed: str | None = None
 
-    @property
-    def pose_deg(self) -> tuple[float, float, float]:
-        """(yaw, pitch, roll) in degrees (R = Ry(yaw) Rx(pitch) Rz(roll))."""
-        return matrix_to_euler_deg_np(axis_angle_to_matrix_np(self.rotation))
+    def to_dict(self) -> dict:
+        """The flags that are set (JSON-ready)."""
+        return {k: v for k, v in asdict(self).items() if v not in (None, False)}
 
-    def camera(self, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-               scale: float = 1.0) -> PinholeCamera:
-        """The fitted pinhole camera; `scale` resizes the image (e.g. 0.5 for a half-size render)."""
-        h, w = self.image_size
-        size = (max(1, int(round(h * scale))), max(1, int(round(w * scale))))
-        t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64)[None], dtype=dtype, device=device)  # noqa: E731
-        return PinholeCamera(t(self.rotation), t(self.translation), t(self.focal * scale).reshape(1),
-                             t(self.principal * scale), size)
+    def __bool__(self) -> bool:
+        return bool(self.to_dict())
 
 
 @dataclass
@@ -118,61 +132,124 @@ class Mesh:
 
 @dataclass
 class Reconstruction:
-    """One reconstructed face. Geometry is in model space (mm, neutral head pose); `params` hold the
-    pose and camera that place it in the photo."""
+    """One reconstructed face. Geometry is in model space (mm, neutral head pose); `state` holds the
+    pose, camera and appearance that place it in the photo (one image, B = 1).
 
-    model: MorphableModel
-    view: MorphableModel
-    params: FaceParams
+    Attributes:
+        state: the fitted `FaceState` (numpy); its albedo is per vertex of the fitted view (full mode).
+        mode: "fast" or "full". model_source: key of the model in the per-process cache.
+        view_name: the model view that was fitted ("head").
+        landmarks: the detected 478 points. photo: (h, w, 3) uint8 copy of the photo, at most
+            PHOTO_MAX_SIDE px (the state's camera is in the original photo's pixels).
+        correspondence, landmark_weights: the landmarks the fit used, on the view's vertices.
+        corrective: (V_view,) mm along the view's mean normals (full mode option), or None.
+        quality, losses, timings: what happened. face_index, faces_detected, source: where it came from.
+        identity_similarity: {"cosine": float} / {"unavailable": why}, filled by the optional post-step.
+    """
+
+    state: FaceState
     mode: str
+    model_source: str
+    view_name: str
     landmarks: FaceLandmarks
-    image: np.ndarray
+    photo: np.ndarray
     correspondence: VertexCorrespondence
     landmark_weights: np.ndarray
-    albedo: np.ndarray | None = None  # (V_view, 3), full mode
-    corrective: np.ndarray | None = None  # (V_view,) mm along the view's mean normals (full mode option)
-    quality: dict = field(default_factory=dict)
+    corrective: np.ndarray | None = None
+    quality: QualityFlags = field(default_factory=QualityFlags)
     losses: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     face_index: int = 0
     faces_detected: int = 1
     source: str | None = None
-    identity_similarity: dict = field(default_factory=dict)  # {"cosine": float} or {"unavailable": why}
+    identity_similarity: dict = field(default_factory=dict)
+
+    def __getstate__(self) -> dict:
+        # caches (meshes, colours) are rebuilt on demand: a pickled result carries arrays and the state only
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    # ------------------------------------------------------------------ the model
+    @property
+    def model(self) -> MorphableModel:
+        """The full model (from the per-process cache)."""
+        return cached_model(self.model_source)
+
+    @property
+    def view(self) -> MorphableModel:
+        """The fitted view of the model."""
+        model = self.model
+        try:
+            return model.view(self.view_name)
+        except UsageError:
+            return model
+
+    @property
+    def params(self):
+        """The fitted `FaceParams` (B = 1)."""
+        return self.state.params
+
+    @property
+    def pose_deg(self) -> tuple[float, float, float]:
+        """(yaw, pitch, roll) in degrees (R = Ry(yaw) Rx(pitch) Rz(roll))."""
+        return tuple(float(x) for x in self.state.params.pose_deg()[0])
+
+    @property
+    def albedo(self) -> np.ndarray | None:
+        """(V_view, 3) fitted per-vertex albedo (full mode), or None."""
+        a = self.state.appearance.albedo
+        return None if a is None else a[0]
+
+    @property
+    def sh(self) -> np.ndarray | None:
+        """(9, 3) fitted SH light in camera space (full mode), or None."""
+        sh = self.state.appearance.sh
+        return None if sh is None else sh[0]
+
+    @property
+    def photo_float(self) -> np.ndarray:
+        return self.photo.astype(np.float32) / 255.0
+
+    @property
+    def photo_scale(self) -> float:
+        """Size of the kept photo copy relative to the original."""
+        return self.photo.shape[1] / self.state.camera.image_size[1]
 
     # ------------------------------------------------------------------ geometry
-    def _coeffs(self, model: MorphableModel):
-        to = dict(dtype=model.dtype, device=model.device)
-        a = torch.as_tensor(self.params.identity[None], **to)
-        e = torch.as_tensor(self.params.expression[None], **to)
-        return a, e
-
     def vertices(self, full: bool = True, expression: bool = True) -> np.ndarray:
         """(V, 3) vertices in model space (mm); the full model (eyes, teeth) or the fitted view."""
+        key = ("vertices", full, expression)
+        cache = self.__dict__.setdefault("_cache", {})
+        if key in cache:
+            return cache[key]
         model = self.model if full else self.view
-        a, e = self._coeffs(model)
+        to = dict(dtype=model.dtype, device=model.device)
+        a = torch.as_tensor(self.params.identity, **to)
+        e = torch.as_tensor(self.params.expression, **to)
         with torch.no_grad():
             v = model.vertices(a, e if expression else None)[0].cpu().double().numpy()
         if self.corrective is not None:
-            from .render.shading import vertex_normals
+            from .geometry.mesh import vertex_normals
 
-            n = vertex_normals(self.view.mean[None].detach().cpu().float(), self.view.triangles.cpu())[0].numpy()
+            view = self.view
+            n = vertex_normals(view.mean.detach().cpu().double().numpy(), view.triangles.cpu().numpy())
             offset = self.corrective[:, None] * n
-            if full and self.view.parent_vertices is not None:
-                v[self.view.parent_vertices.cpu().numpy()] += offset
+            if full and view.parent_vertices is not None:
+                v[view.parent_vertices.cpu().numpy()] += offset
             else:
                 v += offset
+        cache[key] = v
         return v
 
     def camera_vertices(self, full: bool = True) -> np.ndarray:
         """(V, 3) vertices in camera space (mm)."""
-        return self.vertices(full) @ axis_angle_to_matrix_np(self.params.rotation).T + self.params.translation
+        return self.state.camera_points(self.vertices(full))
 
     def projected_landmarks(self) -> np.ndarray:
         """(L, 2) the model's landmark points projected into the photo (px)."""
-        y = self.correspondence.points(self.vertices(full=False)) @ axis_angle_to_matrix_np(self.params.rotation).T
-        y = y + self.params.translation
-        f, c = self.params.focal, self.params.principal
-        return np.stack([c[0] + f * y[:, 0] / -y[:, 2], c[1] - f * y[:, 1] / -y[:, 2]], 1)
+        return self.state.project(self.correspondence.points(self.vertices(full=False)))
 
     def landmark_error_px(self) -> float:
         """RMS reprojection error over the landmarks used in the fit (px)."""
@@ -194,14 +271,15 @@ class Reconstruction:
             uv=None if m.uv is None else m.uv.cpu().numpy(),
             uv_triangles=None if m.uv_triangles is None else m.uv_triangles.cpu().numpy()[self._visible_triangle_ids()],
             texture=tex, colors=self.vertex_colors(), morph_targets=targets,
-            morph_weights=[float(x) for x in self.params.expression], base_vertices=neutral,
+            morph_weights=[float(x) for x in self.params.expression[0]], base_vertices=neutral,
         )
 
     def _visible_triangle_ids(self) -> np.ndarray:
-        hidden = [self.model.triangle_groups[g].cpu().numpy() for g in _HIDDEN_GROUPS if g in self.model.triangle_groups]
-        keep = np.ones(int(self.model.triangles.shape[0]), dtype=bool)
-        for h in hidden:
-            keep[h] = False
+        m = self.model
+        keep = np.ones(int(m.triangles.shape[0]), dtype=bool)
+        for g in _HIDDEN_GROUPS:
+            if g in m.triangle_groups:
+                keep[m.triangle_groups[g].cpu().numpy()] = False
         return np.nonzero(keep)[0]
 
     def _visible_triangles(self) -> np.ndarray:
@@ -212,21 +290,21 @@ class Reconstruction:
         """(V_full, 3) albedo per vertex of the full model: the fitted albedo (full mode) or the
         photo's colour (fast mode) on visible skin, mirrored across the face where occluded, and
         material defaults for what a photo cannot show (teeth, eyes)."""
-        if getattr(self, "_colors", None) is not None:
-            return self._colors
+        cache = self.__dict__.setdefault("_cache", {})
+        if "colors" in cache:
+            return cache["colors"]
         m = self.model
+        view = self.view
         n = m.num_vertices
         colors = np.zeros((n, 3))
         known = np.zeros(n, dtype=bool)
-        view_ids = self.view.parent_vertices.cpu().numpy() if self.view.parent_vertices is not None else np.arange(n)
+        view_ids = view.parent_vertices.cpu().numpy() if view.parent_vertices is not None else np.arange(n)
+        seen = self._visible_view_vertices()
         if self.albedo is not None:
             colors[view_ids] = self.albedo
-            seen = self._visible_view_vertices()
-            known[view_ids[seen]] = True
         else:
-            observed, seen = self._observed_view_colors()
-            colors[view_ids[seen]] = observed[seen]
-            known[view_ids[seen]] = True
+            colors[view_ids[seen]] = self._observed_view_colors()[seen]
+        known[view_ids[seen]] = True
         sym = m.symmetry.cpu().numpy()
         mirror = ~known & known[sym]
         colors[mirror] = colors[sym[mirror]]
@@ -237,21 +315,16 @@ class Reconstruction:
             if group in m.triangle_groups:
                 vids = np.unique(m.triangles[m.triangle_groups[group]].cpu().numpy())
                 colors[vids] = rgb
-        self._colors = np.clip(colors, 0, 1)
-        return self._colors
+        cache["colors"] = np.clip(colors, 0, 1)
+        return cache["colors"]
 
-    def _render_view(self, scale: float):
-        cam = self.params.camera(scale=scale)
+    def _visible_view_vertices(self) -> np.ndarray:
+        h, w = self.state.camera.image_size
+        cam = self.state.pinhole(scale=min(1.0, 512.0 / max(h, w)))
         with torch.no_grad():
             v = torch.as_tensor(self.vertices(full=False)[None], dtype=torch.float32)
             out = render_mesh(v, self.view.triangles, cam, antialias=False)
             screen = cam.to_screen(v)[0].numpy()
-        return out, screen
-
-    def _visible_view_vertices(self, scale: float | None = None) -> np.ndarray:
-        h, w = self.params.image_size
-        scale = scale or min(1.0, 512.0 / max(h, w))
-        out, screen = self._render_view(scale)
         depth = out.depth[0].numpy()
         hh, ww = depth.shape
         ij = np.floor(screen[:, :2]).astype(int)
@@ -260,17 +333,14 @@ class Reconstruction:
         z = depth[ijc[:, 1], ijc[:, 0]]
         return inside & (z > 0) & (screen[:, 2] <= z + 2.0)
 
-    def _observed_view_colors(self) -> tuple[np.ndarray, np.ndarray]:
+    def _observed_view_colors(self) -> np.ndarray:
         from scipy.ndimage import map_coordinates
 
-        h, w = self.params.image_size
-        seen = self._visible_view_vertices()
-        y = self.vertices(full=False) @ axis_angle_to_matrix_np(self.params.rotation).T + self.params.translation
-        f, c = self.params.focal, self.params.principal
-        u = c[0] + f * y[:, 0] / -y[:, 2] - 0.5
-        v = c[1] - f * y[:, 1] / -y[:, 2] - 0.5
-        cols = np.stack([map_coordinates(self.image[..., k], [v, u], order=1, mode="nearest") for k in range(3)], 1)
-        return cols.astype(np.float64), seen
+        uv = self.state.project(self.vertices(full=False)) * self.photo_scale - 0.5
+        photo = self.photo_float
+        cols = np.stack([map_coordinates(photo[..., k], [uv[:, 1], uv[:, 0]], order=1, mode="nearest")
+                         for k in range(3)], 1)
+        return cols.astype(np.float64)
 
     def texture(self, size: int = 1024) -> np.ndarray | None:
         """(size, size, 3) UV albedo map of the full model, islands grown by a few texels so that
@@ -292,88 +362,70 @@ class Reconstruction:
 
     # ------------------------------------------------------------------ pictures
     def render(self, opacity: float = 0.65, draw_points: bool = True) -> np.ndarray:
-        """(H, W, 3) uint8: the shaded reconstruction blended over the photo, with the detected
-        iBUG-68 landmarks (cyan) and the model's (red, smaller)."""
-        h, w = self.params.image_size
-        scale = min(1.0, 1600.0 / max(h, w))
-        cam = self.params.camera(scale=scale)
-        v = torch.as_tensor(self.vertices(full=True)[None], dtype=torch.float32)
-        tris = torch.as_tensor(self._visible_triangles())
-        sh = SHLight.ambient_directional(1).coefficients
-        with torch.no_grad():
-            out = render_mesh(v, tris, cam, colors=torch.full_like(v, 0.75), sh=sh, antialias=True)
-        shaded = out.image[0].clamp(0, 1).numpy()
-        alpha = out.alpha[0].numpy()[..., None] * opacity
-        photo = self.image
-        if scale != 1.0:
-            from skimage.transform import resize
-
-            photo = resize(photo, shaded.shape[:2], anti_aliasing=True)
-        blended = photo * (1 - alpha) + shaded * alpha
-        img = (np.clip(blended, 0, 1) * 255 + 0.5).astype(np.uint8)
+        """(h, w, 3) uint8 at the kept photo's size: the shaded reconstruction blended over the
+        photo, with the detected iBUG-68 landmarks (cyan) and the model's (red, smaller)."""
+        scale = self.photo_scale
+        img = shaded_overlay(self.photo_float, self.vertices(full=True), self._visible_triangles(),
+                             self.state.pinhole(scale=scale), opacity)
         if draw_points:
             from .landmarks import MEDIAPIPE_TO_IBUG68
 
             detected = self.landmarks.to_ibug68().points
             model = self.projected_landmarks()[MEDIAPIPE_TO_IBUG68]
-            img = _draw_dots(img, detected * scale, (0, 220, 255))
-            img = _draw_dots(img, model * scale, (255, 40, 40), radius_scale=0.6)
+            img = draw_dots(img, detected * scale, (0, 220, 255))
+            img = draw_dots(img, model * scale, (255, 40, 40), radius_scale=0.6)
         return img
 
     def render_textured(self) -> np.ndarray:
-        """(H, W, 3) float: the reconstruction with its albedo under its SH light (the default light in
-        fast mode), over the photo — what an identity network compares with the photo."""
+        """(h, w, 3) float at the kept photo's size: the reconstruction with its albedo under its SH
+        light (the default light in fast mode), over the photo — what an identity network compares."""
         v = torch.as_tensor(self.vertices(full=True)[None], dtype=torch.float32)
         tris = torch.as_tensor(self._visible_triangles())
         colors = torch.as_tensor(self.vertex_colors()[None], dtype=torch.float32)
-        sh = (SHLight.ambient_directional(1).coefficients if self.params.sh is None
-              else torch.as_tensor(self.params.sh[None], dtype=torch.float32))
+        sh = (SHLight.ambient_directional(1).coefficients if self.sh is None
+              else torch.as_tensor(self.sh[None], dtype=torch.float32))
         with torch.no_grad():
-            out = render_mesh(v, tris, self.params.camera(), colors=colors, sh=sh,
-                              background=torch.as_tensor(self.image[None]), antialias=True)
+            out = render_mesh(v, tris, self.state.pinhole(scale=self.photo_scale), colors=colors, sh=sh,
+                              background=torch.as_tensor(self.photo_float[None]), antialias=True)
         return out.image[0].clamp(0, 1).numpy()
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict:
         """Everything params.json holds (JSON-ready)."""
-        p = self.params
-        yaw, pitch, roll = p.pose_deg
-        h, w = p.image_size
-        out = {
+        st = self.state
+        p = st.params
+        yaw, pitch, roll = self.pose_deg
+        h, w = st.camera.image_size
+        model = self.model
+        return {
             "facerecon_version": __version__,
-            "model": {"name": self.model.name, "version": self.model.version, "fitted_view": self.view.num_vertices},
+            "model": {"name": model.name, "version": model.version, "fitted_view": self.view.num_vertices},
             "mode": self.mode,
             "units": "mm; model space +y up, +z toward the camera; camera looks down -z (docs/conventions.md)",
             "source": self.source,
             "face_index": self.face_index,
             "faces_detected": self.faces_detected,
-            "identity": [round(float(x), 6) for x in p.identity],
-            "expression": {name: round(float(x), 6) for name, x in zip(self.model.expression_names, p.expression)},
-            "pose": {"rotation_axis_angle": [float(x) for x in p.rotation],
+            "identity": [round(float(x), 6) for x in p.identity[0]],
+            "expression": {name: round(float(x), 6) for name, x in zip(model.expression_names, p.expression[0])},
+            "pose": {"rotation_axis_angle": [float(x) for x in p.rotation[0]],
                      "yaw_deg": round(yaw, 3), "pitch_deg": round(pitch, 3), "roll_deg": round(roll, 3),
-                     "translation_mm": [float(x) for x in p.translation]},
-            "camera": {"model": "pinhole", "focal_px": float(p.focal), "principal_px": [float(x) for x in p.principal],
-                       "image_size": [int(h), int(w)],
-                       "fov_x_deg": round(math.degrees(2 * math.atan(w / (2 * p.focal))), 3)},
-            "sh_light": None if p.sh is None else np.round(p.sh, 6).tolist(),
-            "landmarks": {"detector_box": [float(x) for x in self.landmarks.box], "detector_score": float(self.landmarks.score),
+                     "translation_mm": [float(x) for x in p.translation[0]]},
+            "camera": {"model": st.camera.kind, "focal_px": float(st.camera.focal[0]),
+                       "principal_px": [float(x) for x in st.camera.principal[0]],
+                       "image_size": [int(h), int(w)], "fov_x_deg": round(st.camera.fov_x_deg(), 3)},
+            "sh_light": None if self.sh is None else np.round(self.sh, 6).tolist(),
+            "landmarks": {"detector_box": [float(x) for x in self.landmarks.box],
+                          "detector_score": float(self.landmarks.score),
                           "rms_reprojection_px": round(self.landmark_error_px(), 4)},
             "losses": self.losses,
             "timings_s": {k: round(float(v), 5) for k, v in self.timings.items()},
             "identity_similarity": self.identity_similarity,
-            "quality": self.quality,
+            "quality": self.quality.to_dict(),
         }
-        return out
 
     def check_finite(self) -> None:
         """Raise `FitError` if any output would carry NaN or inf (checked before anything is written)."""
-        arrays = [self.params.identity, self.params.expression, self.params.rotation, self.params.translation,
-                  np.array([self.params.focal])]
-        if self.params.sh is not None:
-            arrays.append(self.params.sh)
-        if self.albedo is not None:
-            arrays.append(self.albedo)
-        if not all(np.isfinite(a).all() for a in arrays) or not np.isfinite(self.vertices()).all():
+        if not self.state.is_finite() or not np.isfinite(self.vertices()).all():
             raise FitError("the reconstruction has NaN or inf values; nothing was written")
 
     def save(self, folder: str | Path) -> dict[str, Path]:
@@ -400,13 +452,12 @@ class Reconstruction:
         return paths
 
 
-def _draw_dots(img: np.ndarray, points: np.ndarray, rgb: tuple[int, int, int], radius_scale: float = 1.0) -> np.ndarray:
-    from skimage.draw import disk
+def photo_copy(image: np.ndarray, max_side: int = PHOTO_MAX_SIDE) -> np.ndarray:
+    """(h, w, 3) uint8 copy of a float photo (H, W, 3) in [0, 1], shrunk to at most `max_side` px."""
+    h, w = image.shape[:2]
+    if max(h, w) > max_side:
+        from skimage.transform import resize
 
-    out = img.copy()
-    r = max(1.0, 0.004 * max(img.shape[:2]) * radius_scale)
-    for u, v in points:
-        if np.isfinite(u) and np.isfinite(v):
-            rr, cc = disk((v - 0.5, u - 0.5), r, shape=img.shape[:2])
-            out[rr, cc] = rgb
-    return out
+        s = max_side / max(h, w)
+        image = resize(image, (max(1, round(h * s)), max(1, round(w * s))), anti_aliasing=True)
+    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)

@@ -47,17 +47,19 @@ def test_images_are_finite_8bit_levels_in_unit_range(on_model, off_model):
 
 def test_ground_truth_is_consistent(ict_model, on_model):
     for face in on_model:
+        truth = face.truth
         assert face.gt_vertices.shape == (ict_model.num_vertices, 3)
-        assert face.identity.shape == (ict_model.num_identity,)
-        assert ((face.expression >= 0) & (face.expression <= 1)).all()
+        assert truth.params.identity.shape == (1, ict_model.num_identity)
+        assert ((truth.params.expression >= 0) & (truth.params.expression <= 1)).all()
+        assert truth.camera.image_size == face.image_size
         with torch.no_grad():
-            v = ict_model.vertices(torch.as_tensor(face.identity[None], dtype=torch.float32),
-                                   torch.as_tensor(face.expression[None], dtype=torch.float32))[0].numpy()
+            v = ict_model.vertices(torch.as_tensor(truth.params.identity, dtype=torch.float32),
+                                   torch.as_tensor(truth.params.expression, dtype=torch.float32))[0].numpy()
         np.testing.assert_allclose(face.gt_vertices, v, atol=1e-3)
         lm68 = ict_model.landmark_points(torch.as_tensor(face.gt_vertices)[None])[0].numpy()
         np.testing.assert_allclose(face.landmarks7, lm68[[36, 39, 42, 45, 33, 48, 54]], atol=1e-4)
         np.testing.assert_allclose(face.landmarks2d, face.project(lm68), atol=1e-3)
-        assert face.sh.shape == (9, 3) and face.displacement is None and face.displacement_rms_mm == 0.0
+        assert truth.appearance.sh.shape == (1, 9, 3) and face.displacement is None and face.displacement_rms_mm == 0.0
         assert -90 <= face.yaw_deg <= 90 and -30 <= face.pitch_deg <= 30 and -10 <= face.roll_deg <= 10
 
 
@@ -77,8 +79,8 @@ def test_off_model_displacement_is_in_its_band_and_smooth(ict_model, off_model):
         assert rms == pytest.approx(face.displacement_rms_mm, rel=1e-5)
         assert abs(face.yaw_deg) <= 60 and abs(face.pitch_deg) <= 20
         with torch.no_grad():
-            base = ict_model.vertices(torch.as_tensor(face.identity[None], dtype=torch.float32),
-                                      torch.as_tensor(face.expression[None], dtype=torch.float32))[0].numpy()
+            base = ict_model.vertices(torch.as_tensor(face.truth.params.identity, dtype=torch.float32),
+                                      torch.as_tensor(face.truth.params.expression, dtype=torch.float32))[0].numpy()
         moved = np.linalg.norm(face.gt_vertices - base, axis=1)
         np.testing.assert_allclose(moved[face_ids], np.abs(d[face_ids]), atol=1e-3)  # along the normals
         # band-limited: the offset changes by a fraction of a mm per mm (white noise: several mm per edge)

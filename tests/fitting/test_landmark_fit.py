@@ -4,34 +4,13 @@ import torch
 
 from facerecon.errors import FitError, UsageError
 from facerecon.fitting.correspondence import VertexCorrespondence, correspondence_on
-from facerecon.fitting.landmark_fit import LandmarkFitter, estimate_orthographic_projection_linear
-from facerecon.geometry.rotation import axis_angle_to_matrix_np as rodrigues_np, matrix_to_axis_angle_np as so3_log, matrix_to_euler_deg_np as euler_from_matrix_deg
+from facerecon.fitting.landmark_fit import LandmarkFitter
+from facerecon.geometry.rotation import axis_angle_to_matrix_np as rodrigues_np
 
 
 def _project(vertices, rot, trans, focal, size):
     y = vertices @ rodrigues_np(rot).T + trans
     return np.stack([size[1] / 2 + focal * y[:, 0] / -y[:, 2], size[0] / 2 - focal * y[:, 1] / -y[:, 2]], 1)
-
-
-def test_rotation_helpers_round_trip():
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        aa = rng.normal(size=3)
-        aa *= rng.uniform(0, 3.1) / np.linalg.norm(aa)
-        np.testing.assert_allclose(rodrigues_np(so3_log(rodrigues_np(aa))), rodrigues_np(aa), atol=1e-9)
-    yaw = np.radians(30)
-    r = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
-    assert euler_from_matrix_deg(r) == pytest.approx((30.0, 0.0, 0.0), abs=1e-9)
-
-
-def test_orthographic_estimate_recovers_rotation_and_scale():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(50, 3)) * 40
-    r = rodrigues_np(np.array([0.2, -0.4, 0.1]))
-    p = np.stack([2.0 * (x @ r.T)[:, 0] + 100, -2.0 * (x @ r.T)[:, 1] + 80], 1)
-    r_est, s, t = estimate_orthographic_projection_linear(x, p)
-    np.testing.assert_allclose(r_est, r, atol=1e-9)
-    assert s == pytest.approx(2.0) and t == pytest.approx([100, 80])
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +42,32 @@ def test_landmark_fit_round_trip_on_the_model(ict_head, dense_setup):
     rot, trans, focal, size = np.array([0.1, 0.5, 0.05]), np.array([5.0, -10, -700]), 900.0, (480, 640)
     pts = _project(verts[ids], rot, trans, focal, size) + rng.normal(scale=0.3, size=(len(ids), 2))
     fit = fitter.fit(pts, size)
-    assert fit.rms_px < 1.0
-    np.testing.assert_allclose(fit.rotation, rot, atol=0.05)
-    assert fit.expression.min() >= 0 and fit.expression.max() <= 1
+    p = fit.state.params
+    assert fit.rms_px < 1.0 and fit.state.num_images == 1 and fit.state.camera.image_size == size
+    np.testing.assert_allclose(p.rotation[0], rot, atol=0.05)
+    assert p.expression.min() >= 0 and p.expression.max() <= 1
     face = ict_head.regions["narrow_face"].numpy()
-    err_fit = _shape_error(ict_head, (fit.identity, fit.expression), (alpha, psi), face)
+    err_fit = _shape_error(ict_head, (p.identity[0], p.expression[0]), (alpha, psi), face)
     err_mean = _shape_error(ict_head, (np.zeros(100), np.zeros(53)), (alpha, psi), face)
     assert err_fit < 0.5 * err_mean
     # a known focal length is respected
     fixed = fitter.fit(pts, size, focal=900.0)
-    assert fixed.focal == pytest.approx(900.0)
-    assert abs(fixed.translation[2] - trans[2]) < abs(fit.translation[2] - trans[2]) + 1e-6 or fixed.rms_px < 1.0
+    assert fixed.state.camera.focal[0] == pytest.approx(900.0)
+    t_fixed, t_free = fixed.state.params.translation[0, 2], p.translation[0, 2]
+    assert abs(t_fixed - trans[2]) < abs(t_free - trans[2]) + 1e-6 or fixed.rms_px < 1.0
+    # warm start from the result (a tracker's next frame): converges at once to the same fit
+    again = fitter.fit(pts, size, init=fit)
+    assert again.rms_px <= fit.rms_px + 1e-6
+
+
+def test_frozen_identity_stays_put(dense_setup, ict_head):
+    fitter, ids = dense_setup
+    verts = ict_head.mean.double().numpy()
+    pts = _project(verts[ids], np.array([0.0, 0.3, 0.0]), np.array([0.0, 0.0, -600.0]), 800.0, (400, 400))
+    first = fitter.fit(pts, (400, 400))
+    start = first.state.replace(identity=first.state.params.identity + 0.5)
+    held = fitter.fit(pts, (400, 400), init=start, freeze_identity=True)
+    np.testing.assert_array_equal(held.state.params.identity, start.params.identity)
 
 
 def test_landmark_fit_bad_input(dense_setup):

@@ -60,7 +60,7 @@ def test_synthetic_round_trip(ict_model, synthetic_face, mode):
     """Render a known face, reconstruct it from its ground-truth landmark positions, and score by NoW:
     below the mean face's error (thresholds: mean < 1.5 mm and < 0.85 x the mean face's)."""
     from facerecon.evaluation.calibration import nothing_baseline, score_vertices
-    from facerecon.evaluation.synthetic_eval import GroundTruthDetector
+    from facerecon.harness.synthetic_eval import GroundTruthDetector
     from facerecon.pipeline import Reconstructor
 
     det = GroundTruthDetector(ict_model)
@@ -70,5 +70,5 @@ def test_synthetic_round_trip(ict_model, synthetic_face, mode):
     nothing = nothing_baseline(synthetic_face, rec.view).distances.mean()
     assert err < 1.5 and err < 0.85 * nothing, (err, nothing)
     assert rec.landmark_error_px() < 3.0
-    yaw_fit = rec.params.pose_deg[0]
+    yaw_fit = rec.pose_deg[0]
     assert np.isfinite(yaw_fit)

@@ -141,7 +141,7 @@ def eval_synthetic_command(n: int, seed: int, mode: str, off_model: bool, out: s
     in `mode` with detected landmarks and scores them by the NoW protocol. facerecon errors (a missing
     model: exit code 5) propagate to the CLI, which prints them.
     """
-    from ..evaluation.synthetic_eval import evaluate_synthetic, format_synthetic_report, json_ready
+    from ..harness.synthetic_eval import evaluate_synthetic, format_synthetic_report, json_ready
 
     if n < 1:
         raise UsageError(f"--n must be >= 1, got {n}")

@@ -8,7 +8,6 @@
     files           OBJ/PLY meshes, 3D landmark files, iBUG .pts
     synthetic       seeded synthetic faces (on-model and off-model) with ground truth
     calibration     'nothing' (mean face) and 'floor' (model fitted to the truth) baselines, gap fraction
-    synthetic_eval  reconstruct a synthetic set with the pipeline and score it (`facerecon eval synthetic`)
 
 Units: mm for 3D (docs/conventions.md), pixels for 2D.
 """

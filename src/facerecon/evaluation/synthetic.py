@@ -35,6 +35,7 @@ import torch
 
 from ..errors import ImageError, UsageError
 from ..landmarks import load_correspondence
+from ..fitting.state import FaceState
 from ..models import LandmarkEmbedding, MorphableModel
 from ..render import PinholeCamera, SHLight, euler_deg_to_matrix, matrix_to_axis_angle, render_mesh, vertex_normals
 from .now import NOW_LANDMARKS_68
@@ -76,11 +77,8 @@ class SyntheticFace:
         image: (H, W, 3) float32 RGB in [0, 1] (multiples of 1/255: the PNG holds it exactly).
         gt_vertices: (V, 3) float32 vertices of the FULL model in model space, mm (displaced when
             off-model): the ground-truth scan.
-        identity: (K_id,) and expression: (K_exp,) the coefficients the face was made from.
-        rotation: (3,) axis-angle model -> camera; translation: (3,) mm; focal: px;
-            principal: (2,) px. yaw_deg, pitch_deg, roll_deg: the same rotation as
-            R = Ry(yaw) Rx(pitch) Rz(roll).
-        sh: (9, 3) SH light in camera space.
+        truth: the `FaceState` the face was made from (B = 1): identity and expression coefficients,
+            rotation, translation, camera (focal, principal, image size) and SH light.
         landmarks2d: (68, 2) iBUG-68 landmarks of the model's embedding projected into the image, px
             (self-occluded ones included).
         landmarks7: (7, 3) the NoW landmarks (68-indices 36, 39, 42, 45, 33, 48, 54) on gt_vertices.
@@ -93,16 +91,7 @@ class SyntheticFace:
     name: str
     image: np.ndarray
     gt_vertices: np.ndarray
-    identity: np.ndarray
-    expression: np.ndarray
-    rotation: np.ndarray
-    translation: np.ndarray
-    focal: float
-    principal: np.ndarray
-    sh: np.ndarray
-    yaw_deg: float
-    pitch_deg: float
-    roll_deg: float
+    truth: FaceState
     landmarks2d: np.ndarray
     landmarks7: np.ndarray
     off_model: bool = False
@@ -113,11 +102,26 @@ class SyntheticFace:
     def image_size(self) -> tuple[int, int]:
         return int(self.image.shape[0]), int(self.image.shape[1])
 
+    @property
+    def focal(self) -> float:
+        """The true focal length, px."""
+        return float(self.truth.camera.focal[0])
+
+    @property
+    def yaw_deg(self) -> float:
+        return float(self.truth.params.pose_deg()[0, 0])
+
+    @property
+    def pitch_deg(self) -> float:
+        return float(self.truth.params.pose_deg()[0, 1])
+
+    @property
+    def roll_deg(self) -> float:
+        return float(self.truth.params.pose_deg()[0, 2])
+
     def camera(self) -> PinholeCamera:
         """The pinhole camera the face was rendered with (batch 1, float32)."""
-        t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32)[None])  # noqa: E731
-        return PinholeCamera(t(self.rotation), t(self.translation), t(self.focal).reshape(1), t(self.principal),
-                             self.image_size)
+        return self.truth.pinhole()
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) model-space points -> (N, 2) pixels through the face's camera."""
@@ -203,9 +207,9 @@ def _manifest(model: MorphableModel, n: int, seed: int, off_model: bool, image_s
 # ----------------------------------------------------------------------------------- files
 
 
-_ARRAYS = ("gt_vertices", "identity", "expression", "rotation", "translation", "principal", "sh", "landmarks2d",
-           "landmarks7")
-_SCALARS = ("focal", "yaw_deg", "pitch_deg", "roll_deg", "displacement_rms_mm")
+_ARRAYS = ("gt_vertices", "landmarks2d", "landmarks7")
+_SCALARS = ("displacement_rms_mm",)
+_TRUTH = ("identity", "expression", "rotation", "translation", "focal", "principal", "sh")
 
 
 def write_synthetic_set(faces: list[SyntheticFace], out_dir: str | os.PathLike, manifest: dict) -> Path:
@@ -220,6 +224,10 @@ def write_synthetic_set(faces: list[SyntheticFace], out_dir: str | os.PathLike, 
         Image.fromarray(_to_uint8(face.image)).save(folder / png)
         arrays = {k: getattr(face, k) for k in _ARRAYS}
         arrays.update({k: np.float64(getattr(face, k)) for k in _SCALARS})
+        t = face.truth.to_numpy()
+        arrays.update(identity=t.params.identity[0], expression=t.params.expression[0], rotation=t.params.rotation[0],
+                      translation=t.params.translation[0], focal=t.camera.focal[0], principal=t.camera.principal[0],
+                      sh=t.appearance.sh[0])
         arrays["off_model"] = np.bool_(face.off_model)
         if face.displacement is not None:
             arrays["displacement"] = face.displacement
@@ -259,6 +267,9 @@ def load_synthetic_set(folder: str | os.PathLike) -> list[SyntheticFace]:
         with np.load(gt) as data:
             fields = {k: data[k] for k in _ARRAYS}
             fields.update({k: float(data[k]) for k in _SCALARS})
+            t = {k: data[k] for k in _TRUTH}
+            fields["truth"] = FaceState.single(t["identity"], t["expression"], t["rotation"], t["translation"],
+                                               float(t["focal"]), t["principal"], image.shape[:2], sh=t["sh"])
             fields["off_model"] = bool(data["off_model"])
             fields["displacement"] = data["displacement"] if "displacement" in data.files else None
         faces.append(SyntheticFace(name=entry["name"], image=image, **fields))
@@ -367,11 +378,10 @@ def _make_face(scene: _Scene, name: str, rng: np.random.Generator, off_model: bo
         landmarks2d = camera.project(lm68[None])[0].double().numpy()
     image = out.image[0].double().numpy() + rng.normal(0.0, rng.uniform(*NOISE_SIGMA_RANGE), (size, size, 3))
     image = _to_uint8(image).astype(np.float32) / 255.0
+    truth = FaceState.single(identity[0].double().numpy(), expression[0].double().numpy(), rotation, translation,
+                             float(focal), principal, (size, size), sh=sh)
     return SyntheticFace(
-        name=name, image=image, gt_vertices=verts.astype(np.float32),
-        identity=identity[0].double().numpy(), expression=expression[0].double().numpy(),
-        rotation=rotation, translation=translation, focal=float(focal), principal=principal, sh=sh,
-        yaw_deg=float(yaw), pitch_deg=float(pitch), roll_deg=float(roll), landmarks2d=landmarks2d,
+        name=name, image=image, gt_vertices=verts.astype(np.float32), truth=truth, landmarks2d=landmarks2d,
         landmarks7=lm68.double().numpy()[list(NOW_LANDMARKS_68)], off_model=bool(off_model),
         displacement_rms_mm=float(rms), displacement=displacement,
     )

@@ -1,46 +1,126 @@
-"""The weights of every loss term and the schedule of the full (photometric) fit, in one place."""
+"""Every weight, threshold and schedule of the fits, in one place.
+
+An objective is a list of named terms (`fitting.terms`); a config holds `terms`: name -> weight.
+Adding a term is one registered function plus one line here (or one entry in a config's `terms`
+at run time). Both fits use the Gauss-Newton cost convention: a data term counts
+sum_l w_l (d_l / sigma)^2 (sigma = `LandmarkNoise.sigma` x the face size), and a prior on
+coefficients c with standard deviations s counts |c / s|^2, so a weight of 1 means "as much as the
+model's own statistics say".
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 
 @dataclass
-class LossWeights:
-    """Weights of the full-mode objective (see fitting.losses for each term).
+class LandmarkNoise:
+    """What the fits assume about the detector's landmark noise (shared by both fits).
 
-    The objective is  N * (landmark * mean_l (d_l / sigma)^2 + eye_closure * E + lip_closure * M
-    + photometric * P) + identity_prior * |alpha|^2 + expression_prior * |psi|^2,
-    with N the number of landmarks used and sigma the landmark noise (1% of the face size), so the
-    priors weigh exactly as in the fast mode's least squares; P is the mean colour distance over
-    the skin mask (in [0, ~1.7]).
+    Attributes:
+        sigma: landmark noise as a fraction of the face size (bounding-box diagonal of the used
+            landmarks); residuals are divided by it, so the priors do not depend on image size.
+        robust_scale: Huber threshold in units of sigma (None: plain least squares).
     """
 
-    landmark: float = 1.0
-    eye_closure: float = 1.0
-    lip_closure: float = 0.5
-    photometric: float = 500.0
-    identity_prior: float = 1.0
-    expression_prior: float = 0.3
-    albedo_smoothness: float = 100.0
-    albedo_symmetry: float = 100.0
-    albedo_prior: float = 0.02
-    corrective_smoothness: float = 50.0
-    corrective_prior: float = 0.5
+    sigma: float = 0.01
+    robust_scale: float | None = 3.0
+
+
+@dataclass
+class ExpressionPriorShape:
+    """Per-expression prior scales shared by both fits.
+
+    Attributes:
+        scale_by_prefix: expressions that landmarks barely observe get a stronger prior (by name
+            prefix): ICT's gaze blendshapes move the eyeballs, which the fitted head view does not
+            contain.
+    """
+
+    scale_by_prefix: dict[str, float] = field(default_factory=lambda: {"eyeLook": 10.0})
+
+
+@dataclass
+class LandmarkFitConfig:
+    """The fast (Gauss-Newton / Levenberg-Marquardt) landmark fit.
+
+    Attributes:
+        terms: objective term name -> weight; each name must be registered in `fitting.terms` with a
+            residual form.
+        num_identity: identity modes to fit (the first k).
+        noise: the landmark noise model.
+        focal_init: initial focal length as a multiple of max(H, W) when none is given.
+        focal_prior_sigma: std of log(focal / focal_init); 0 fixes the focal length.
+        iterations: Levenberg-Marquardt iterations.
+        sliding_updates: how many times the outline correspondences are re-chosen.
+        expression_shape: per-expression prior scales.
+        damping_init: the initial Levenberg-Marquardt damping.
+        step_trials: damped solves tried per iteration before giving up on a step.
+        stop_relative_decrease: converged when the cost falls by less than this fraction.
+    """
+
+    terms: dict[str, float] = field(default_factory=lambda: {
+        "landmark": 1.0, "identity_prior": 1.0, "expression_prior": 0.3, "focal_prior": 1.0})
+    num_identity: int = 100
+    noise: LandmarkNoise = field(default_factory=LandmarkNoise)
+    focal_init: float = 1.0
+    focal_prior_sigma: float = 0.25
+    iterations: int = 12
+    sliding_updates: int = 3
+    expression_shape: ExpressionPriorShape = field(default_factory=ExpressionPriorShape)
+    damping_init: float = 1e-3
+    step_trials: int = 6
+    stop_relative_decrease: float = 1e-4
+
+
+@dataclass
+class AlbedoConfig:
+    """Priors of the closed-form per-vertex albedo solve (per vertex, relative to a fully observed one)."""
+
+    smoothness: float = 100.0
+    symmetry: float = 100.0
+    prior: float = 0.02
 
 
 @dataclass
 class PhotometricFitConfig:
-    """Schedule of the full fit: coarse-to-fine render sizes with iterations per level."""
+    """The full (analysis-by-synthesis) fit: objective terms, schedule and robust masking.
 
-    levels: tuple[tuple[int, int], ...] = ((112, 16), (224, 10))  # (render size, iterations)
+    Attributes:
+        terms: objective term name -> weight; each name must be registered in `fitting.terms` with a
+            loss form. "photometric" is the mean colour distance over the skin mask (in [0, ~1.7]).
+        albedo: the closed-form albedo priors.
+        noise: the landmark noise model (the pipeline passes the landmark fit's, so both agree).
+        expression_shape: per-expression prior scales (likewise shared).
+        levels: coarse-to-fine (render size, iterations) pairs.
+        learning_rates: Adam learning rate per parameter group.
+        corrective: fit a per-vertex corrective displacement beyond the model's span.
+        light_updates_per_level: closed-form albedo/light re-solves per level.
+        outlier_mad: pixels whose residual exceeds median + k * MAD are masked out.
+        crop_scale: crop side as a multiple of the landmarks' box size.
+        stop_relative_change: stop a level when the total changes by less than this fraction.
+        visibility_depth_mm: a vertex is visible when within this depth of the z-buffer.
+        min_facing: a vertex takes part in the albedo solve when its normal's z exceeds this.
+        torch_threads: torch intra-op threads during the fit, restored after (None: leave torch's
+            setting). The tensors are small: one thread is as fast, and torch's thread pool stalls
+            badly (50-300x) when the other cores are busy.
+    """
+
+    terms: dict[str, float] = field(default_factory=lambda: {
+        "landmark": 1.0, "eye_closure": 1.0, "lip_closure": 0.5, "photometric": 500.0,
+        "identity_prior": 1.0, "expression_prior": 0.3, "corrective_smoothness": 50.0, "corrective_prior": 0.5})
+    albedo: AlbedoConfig = field(default_factory=AlbedoConfig)
+    noise: LandmarkNoise = field(default_factory=LandmarkNoise)
+    expression_shape: ExpressionPriorShape = field(default_factory=ExpressionPriorShape)
+    levels: tuple[tuple[int, int], ...] = ((112, 16), (224, 10))
     learning_rates: dict[str, float] = field(default_factory=lambda: {
         "identity": 0.05, "expression": 0.02, "rotation": 0.004, "translation": 1.0, "log_focal": 0.01, "sh": 0.01,
         "corrective": 0.1,
     })
-    # fit a per-vertex corrective displacement beyond the model's span (off by default)
     corrective: bool = False
     light_updates_per_level: int = 1
-    outlier_mad: float = 3.0  # pixels whose residual exceeds median + k * MAD are masked out
-    crop_scale: float = 1.5  # crop side as a multiple of the landmarks' box size
-    weights: LossWeights = field(default_factory=LossWeights)
+    outlier_mad: float = 3.0
+    crop_scale: float = 1.5
     stop_relative_change: float = 1e-4
+    visibility_depth_mm: float = 1.5
+    min_facing: float = 0.05
+    torch_threads: int | None = 1

@@ -8,8 +8,8 @@ highlights, occluders) are masked out by a robust threshold on the residual.
 """
 from __future__ import annotations
 
+import contextlib
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,41 +24,24 @@ from .albedo import AlbedoSolver, solve_sh_light
 from .config import PhotometricFitConfig
 from .correspondence import VertexCorrespondence
 from .crop import FaceCrop, crop_image, face_crop
-from .landmark_fit import LandmarkFit, LandmarkFitConfig, expression_prior_weights
-from .losses import closure_loss, coefficient_prior, landmark_loss, photometric_loss
+from .result import FitDiagnostics, FitResult
+from .state import Appearance, Camera, FaceParams, FaceState
+from .terms import LossInputs, expression_prior_weights, objective, weighted_sum
 
 
-@dataclass
-class PhotometricFit:
-    """Result of the full fit in original image coordinates.
-
-    Attributes:
-        identity (k,), expression (E,), rotation (3,), translation (3,) mm, focal px, principal (2,) px.
-        sh: (9, 3) SH light in camera space. albedo: (V, 3) per-vertex albedo of the fitted model.
-        residual_px: (L,) landmark reprojection errors in the original image.
-        losses: loss terms at the start and end, by name.
-        seconds, iterations: cost of the fit.
-    """
-
-    identity: np.ndarray
-    expression: np.ndarray
-    rotation: np.ndarray
-    translation: np.ndarray
-    focal: float
-    principal: np.ndarray
-    image_size: tuple[int, int]
-    sh: np.ndarray
-    albedo: np.ndarray
-    residual_px: np.ndarray
-    correspondence: VertexCorrespondence | None = None
-    corrective: np.ndarray | None = None  # (V,) mm along the mean shape's normals, or None
-    losses: dict[str, dict[str, float]] = field(default_factory=dict)
-    seconds: float = 0.0
-    iterations: int = 0
-
-    @property
-    def rms_px(self) -> float:
-        return float(np.sqrt(np.mean(self.residual_px ** 2)))
+@contextlib.contextmanager
+def torch_threads(count: int | None):
+    """Run a block with `count` torch intra-op threads, restoring the caller's setting after
+    (None: leave it alone). torch's setting is process-wide, so other threads see it meanwhile."""
+    if count is None:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 class PhotometricFitter:
@@ -74,8 +57,8 @@ class PhotometricFitter:
                  render_region: str = "face") -> None:
         self.model = model
         self.config = config or PhotometricFitConfig()
-        w = self.config.weights
-        self.albedo_solver = AlbedoSolver(model, w.albedo_smoothness, w.albedo_symmetry, w.albedo_prior)
+        a = self.config.albedo
+        self.albedo_solver = AlbedoSolver(model, a.smoothness, a.symmetry, a.prior)
         tris = model.triangles
         if render_region in model.regions:
             keep = torch.zeros(model.num_vertices, dtype=torch.bool, device=tris.device)
@@ -83,69 +66,73 @@ class PhotometricFitter:
             tris = tris[keep[tris].all(1)]
         self.render_triangles = tris
         self.skin_weight = model.face_mask.detach().cpu().numpy()
-        self.expression_prior_scale = LandmarkFitConfig().expression_prior_scale
         self.mean_normals = vertex_normals(model.mean[None].detach().cpu().float(), model.triangles.cpu())[0]
         lap = graph_laplacian(mesh_edges(model.triangles.cpu().numpy()), model.num_vertices).tocoo()
         self.laplacian = torch.sparse_coo_tensor(np.stack([lap.row, lap.col]), lap.data, lap.shape,
                                                   check_invariants=True).coalesce()
 
     def fit(self, image: np.ndarray, points: np.ndarray, weights: np.ndarray, skin_mask: np.ndarray,
-            init: LandmarkFit, eye_pairs: np.ndarray | None = None, lip_pairs: np.ndarray | None = None,
-            use_photometric: bool = True) -> PhotometricFit:
+            init: FitResult, eye_pairs: np.ndarray | None = None, lip_pairs: np.ndarray | None = None,
+            use_photometric: bool = True, fix_focal: bool = False, extras: dict | None = None) -> FitResult:
         """Refine `init` on `image` (H, W, 3) float in [0, 1].
 
         Args:
             points: (L, 2) detected landmarks (px) in the correspondence's order; weights: (L,).
             skin_mask: (H, W) bool, the face skin (landmarks.face_region_mask).
-            init: the landmark fit to start from (also gives the correspondence).
+            init: the landmark fit to start from (one image; also gives the correspondence).
             eye_pairs, lip_pairs: (P, 2) indices into L of upper/lower contour points.
             use_photometric: False runs the same schedule without the photometric term (ablation).
-        """
-        threads = torch.get_num_threads()
-        # small tensors: one intra-op thread is as fast, and torch's thread pool stalls badly
-        # (50-300x) when the other core is busy
-        torch.set_num_threads(1)
-        try:
-            return self._fit(image, points, weights, skin_mask, init, eye_pairs, lip_pairs, use_photometric)
-        finally:
-            torch.set_num_threads(threads)
+            fix_focal: keep `init`'s focal length (a known focal).
+            extras: passed to custom terms as `LossInputs.extras`.
 
-    def _fit(self, image, points, weights, skin_mask, init, eye_pairs, lip_pairs, use_photometric) -> PhotometricFit:
+        Returns:
+            `FitResult` whose state carries the albedo (1, V, 3) and SH light (1, 9, 3).
+        """
+        with torch_threads(self.config.torch_threads):
+            return self._fit(image, points, weights, skin_mask, init, eye_pairs, lip_pairs, use_photometric,
+                             fix_focal, extras or {})
+
+    def _fit(self, image, points, weights, skin_mask, init: FitResult, eye_pairs, lip_pairs, use_photometric,
+             fix_focal, extras) -> FitResult:
         t0 = time.perf_counter()
         cfg = self.config
-        w = cfg.weights
         model = self.model
         corr: VertexCorrespondence = init.correspondence
+        start = init.state.to_numpy()
         h, wd = image.shape[:2]
         dtype = model.dtype
         dev = model.device
         valid = weights > 0
         crop0 = face_crop(points[valid], cfg.levels[-1][0], cfg.crop_scale)
         lm_w = torch.as_tensor(weights, dtype=dtype, device=dev)
-        n_used = float(valid.sum())
+        term_weights = dict(cfg.terms)
+        if not use_photometric:
+            term_weights["photometric"] = 0.0
+        if not cfg.corrective:
+            term_weights = {k: v for k, v in term_weights.items() if not k.startswith("corrective")}
+        terms = objective(term_weights, "loss")
 
-        alpha = torch.tensor(init.identity[None], dtype=dtype, device=dev, requires_grad=True)
-        psi = torch.tensor(init.expression[None], dtype=dtype, device=dev, requires_grad=True)
-        rot = torch.tensor(init.rotation[None], dtype=dtype, device=dev, requires_grad=True)
-        trans = torch.tensor(init.translation[None], dtype=dtype, device=dev, requires_grad=True)
-        log_f = torch.tensor([np.log(init.focal)], dtype=dtype, device=dev, requires_grad=True)
+        def variable(a):
+            return torch.tensor(a, dtype=dtype, device=dev, requires_grad=True)
+
+        alpha = variable(start.params.identity)
+        psi = variable(start.params.expression)
+        rot = variable(start.params.rotation)
+        trans = variable(start.params.translation)
+        log_f = variable(np.log(start.camera.focal))
         sh = torch.zeros(1, 9, 3, dtype=dtype, device=dev, requires_grad=True)
         # beyond-PCA corrective (3D3M-style): a per-vertex offset along the normals, Laplacian-smooth
         offset = torch.zeros(1, model.num_vertices, dtype=dtype, device=dev, requires_grad=cfg.corrective)
         normals0 = self.mean_normals.to(device=dev, dtype=dtype)
-        groups = [
-            {"params": [alpha], "lr": cfg.learning_rates["identity"]},
-            {"params": [psi], "lr": cfg.learning_rates["expression"]},
-            {"params": [rot], "lr": cfg.learning_rates["rotation"]},
-            {"params": [trans], "lr": cfg.learning_rates["translation"]},
-            {"params": [log_f], "lr": cfg.learning_rates["log_focal"]},
-            {"params": [sh], "lr": cfg.learning_rates["sh"]},
-        ]
+        lr = cfg.learning_rates
+        groups = [{"params": [alpha], "lr": lr["identity"]}, {"params": [psi], "lr": lr["expression"]},
+                  {"params": [rot], "lr": lr["rotation"]}, {"params": [trans], "lr": lr["translation"]},
+                  {"params": [log_f], "lr": 0.0 if fix_focal else lr["log_focal"]}, {"params": [sh], "lr": lr["sh"]}]
         if cfg.corrective:
-            groups.append({"params": [offset], "lr": cfg.learning_rates.get("corrective", 0.1)})
+            groups.append({"params": [offset], "lr": lr.get("corrective", 0.1)})
         opt = torch.optim.Adam(groups)
         bounded = model.expression_bounds is not None
-        scales = expression_prior_weights(model.expression_names, 1.0, self.expression_prior_scale)
+        scales = expression_prior_weights(model.expression_names, cfg.expression_shape.scale_by_prefix)
         exp_std = torch.as_tensor(1.0 / np.sqrt(scales), dtype=dtype, device=dev)
         eye_t = None if eye_pairs is None or len(eye_pairs) == 0 else torch.as_tensor(eye_pairs, device=dev)
         lip_t = None if lip_pairs is None or len(lip_pairs) == 0 else torch.as_tensor(lip_pairs, device=dev)
@@ -159,10 +146,10 @@ class PhotometricFitter:
             mask = crop_image(skin_mask.astype(np.float32)[..., None], crop)[..., 0].to(device=dev, dtype=dtype)
             mask = (mask > 0.5).to(dtype)
             lm_target = torch.as_tensor(crop.to_crop(points)[None], dtype=dtype, device=dev)
-            principal = torch.as_tensor(crop.to_crop(init.principal[None]), dtype=dtype, device=dev)
+            principal = torch.as_tensor(crop.to_crop(start.camera.principal), dtype=dtype, device=dev)
             log_scale = float(np.log(crop.scale))
             face_size = float(np.linalg.norm(np.ptp(crop.to_crop(points[valid]), axis=0)))
-            sigma = 0.01 * face_size
+            sigma = cfg.noise.sigma * face_size
             update_at = set(np.linspace(0, n_iter, cfg.light_updates_per_level, endpoint=False).astype(int).tolist())
             inlier = torch.ones_like(mask)
             prev = None
@@ -180,28 +167,15 @@ class PhotometricFitter:
                 opt.zero_grad()
                 verts = model.vertices(alpha, psi) + offset[..., None] * normals0
                 cam = camera()
-                lm_pred = cam.project(corr.points_torch(verts))
-                terms = {
-                    "landmark": 2.0 * landmark_loss(lm_pred, lm_target, lm_w, sigma, delta=3.0),
-                    "identity_prior": 2.0 * coefficient_prior(alpha),
-                    "expression_prior": 2.0 * coefficient_prior(psi, exp_std),
-                }
-                if eye_t is not None:
-                    terms["eye_closure"] = closure_loss(lm_pred, lm_target, eye_t, sigma)
-                if lip_t is not None:
-                    terms["lip_closure"] = closure_loss(lm_pred, lm_target, lip_t, sigma)
-                if cfg.corrective:
-                    lap = torch.sparse.mm(self.laplacian.to(dtype), offset.T).T
-                    terms["corrective_smoothness"] = (lap * lap).sum()
-                    terms["corrective_prior"] = (offset * offset).sum()
-                if use_photometric and albedo_np is not None:
-                    colors = torch.as_tensor(albedo_np[None], dtype=dtype, device=dev)
-                    out = render_mesh(verts, self.render_triangles, cam, colors=colors, sh=sh, antialias=False)
-                    pix_mask = mask * inlier * out.alpha.detach()
-                    terms["photometric"] = photometric_loss(out.image, target, pix_mask)
-                total = sum((1.0 if name.startswith("corrective") or name.endswith("_prior") else n_used)
-                            * getattr(w, name) * value
-                            for name, value in terms.items())
+                inputs = LossInputs(
+                    identity=alpha, expression=psi, vertices=verts, camera=cam,
+                    landmarks=cam.project(corr.points_torch(verts)), landmark_target=lm_target, landmark_weights=lm_w,
+                    sigma=sigma, robust_scale=cfg.noise.robust_scale, expression_std=exp_std, eye_pairs=eye_t,
+                    lip_pairs=lip_t, corrective=offset if cfg.corrective else None,
+                    render_triangles=self.render_triangles,
+                    colors=None if albedo_np is None else torch.as_tensor(albedo_np[None], dtype=dtype, device=dev),
+                    sh=sh, target=target, pixel_mask=mask * inlier, laplacian=self.laplacian, extras=extras)
+                total, terms_now = weighted_sum(terms, inputs)
                 if not torch.isfinite(total):
                     raise FitError("full fit produced a non-finite loss")
                 total.backward()
@@ -210,7 +184,7 @@ class PhotometricFitter:
                 if bounded:
                     with torch.no_grad():
                         psi.clamp_(0.0, 1.0)
-                values = {k: float(v.detach()) for k, v in terms.items()}
+                values = {k: float(v.detach()) for k, v in terms_now.items()}
                 values["total"] = float(total.detach())
                 if level == 0 and it == 0:
                     losses["initial"] = values
@@ -221,24 +195,22 @@ class PhotometricFitter:
 
         with torch.no_grad():
             verts = model.vertices(alpha, psi) + offset[..., None] * normals0
-            cam = PinholeCamera(rot, trans, torch.exp(log_f), torch.as_tensor(init.principal[None], dtype=dtype, device=dev),
-                                (h, wd))
+            cam = PinholeCamera(rot, trans, torch.exp(log_f),
+                                torch.as_tensor(start.camera.principal, dtype=dtype, device=dev), (h, wd))
             proj = cam.project(corr.points_torch(verts))[0].cpu().double().numpy()
         residual = np.linalg.norm(proj - points, axis=1)
         if albedo_np is None:
             albedo_np = np.full((model.num_vertices, 3), 0.6)
-        out = PhotometricFit(
-            identity=alpha.detach().cpu().double().numpy()[0], expression=psi.detach().cpu().double().numpy()[0],
-            rotation=rot.detach().cpu().double().numpy()[0], translation=trans.detach().cpu().double().numpy()[0],
-            focal=float(torch.exp(log_f).item()), principal=init.principal.copy(), image_size=(h, wd),
-            sh=sh.detach().cpu().double().numpy()[0], albedo=albedo_np, residual_px=residual, correspondence=corr,
-            losses=losses, corrective=offset.detach().cpu().double().numpy()[0] if cfg.corrective else None,
-            seconds=time.perf_counter() - t0, iterations=iterations,
-        )
-        arrays = [out.identity, out.expression, out.rotation, out.translation, out.sh, out.albedo]
-        if not all(np.isfinite(a).all() for a in arrays) or not np.isfinite(out.focal):
+        state = FaceState(
+            FaceParams(alpha.detach(), psi.detach(), rot.detach(), trans.detach()),
+            Camera(torch.exp(log_f).detach(), start.camera.principal, (h, wd)),
+            Appearance(albedo_np[None], sh.detach()),
+        ).to_numpy()
+        corrective = offset.detach().cpu().double().numpy()[0] if cfg.corrective else None
+        if not state.is_finite() or (corrective is not None and not np.isfinite(corrective).all()):
             raise FitError("full fit produced non-finite parameters")
-        return out
+        return FitResult(state, corr, FitDiagnostics(residual[None], losses, time.perf_counter() - t0, iterations),
+                         corrective)
 
     # ------------------------------------------------------------------ closed-form steps
     def _vertex_samples(self, verts, cam, target, mask):
@@ -253,7 +225,8 @@ class PhotometricFitter:
         inside = (ij[:, 0] >= 0) & (ij[:, 0] < size) & (ij[:, 1] >= 0) & (ij[:, 1] < size)
         ijc = ij.clamp(0, size - 1)
         zbuf = depth[ijc[:, 1], ijc[:, 0]]
-        visible = inside & (zbuf > 0) & (screen[:, 2] <= zbuf + 1.5) & (normals[:, 2] > 0.05)
+        visible = (inside & (zbuf > 0) & (screen[:, 2] <= zbuf + self.config.visibility_depth_mm)
+                   & (normals[:, 2] > self.config.min_facing))
         grid = (uv / size * 2 - 1)[None, None]  # (1, 1, V, 2), x then y, align_corners=False
         img = target.permute(0, 3, 1, 2)
         colour = F.grid_sample(img, grid, mode="bilinear", align_corners=False)[0, :, 0].T  # (V, 3)

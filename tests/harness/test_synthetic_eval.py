@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from facerecon.evaluation.synthetic_eval import (YAW_BINS, evaluate_synthetic, format_synthetic_report, json_ready,
+from facerecon.harness.synthetic_eval import (YAW_BINS, evaluate_synthetic, format_synthetic_report, json_ready,
                                                  yaw_bin)
 
 

@@ -12,25 +12,23 @@ listed and left out of every statistic of that result, baselines included.
 `landmarks="gt"` replaces the detector by the gt mesh's MediaPipe points projected into the image
 (a perfect detector, self-occluded points included), to separate fitting errors from detection errors.
 
-The pipeline sits above `evaluation`: it is imported inside the functions that run it.
+This harness sits above the pipeline (it drives it); `evaluation` below holds the metrics it uses.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ..errors import FitError, NoFaceError, UsageError
 from ..landmarks import MEDIAPIPE478, FaceLandmarks, LandmarkDetector, load_correspondence
 from ..models import MorphableModel
-from .calibration import Calibration, calibrate, gap_fraction, score_vertices
-from .now import summarize
-from .synthetic import SyntheticFace, ground_truth_mediapipe_points, load_or_generate_synthetic_set
-
-if TYPE_CHECKING:
-    from ..pipeline import Reconstructor
+from ..evaluation.calibration import Calibration, calibrate, gap_fraction, score_vertices
+from ..evaluation.now import summarize
+from ..evaluation.synthetic import SyntheticFace, ground_truth_mediapipe_points, load_or_generate_synthetic_set
+from ..pipeline import MODES, Reconstructor
 
 YAW_BINS: tuple[tuple[float, float], ...] = ((0, 15), (15, 30), (30, 45), (45, 60), (60, 90))
 """|yaw| bins in degrees, [lo, hi) except the last, which includes 90."""
@@ -56,7 +54,6 @@ def evaluate_synthetic(n: int = 50, seed: int = 0, mode: str = "fast", off_model
         {"set", "landmarks", "metrical", "yaw_bins", "calibration" (all faces), "results": {mode:
         result}}; each result as `summarize_results` returns it.
     """
-    from ..pipeline import MODES, Reconstructor
 
     if landmarks not in LANDMARK_SOURCES:
         raise UsageError(f"landmarks must be one of {LANDMARK_SOURCES}, got {landmarks!r}")
@@ -133,7 +130,7 @@ class GroundTruthDetector(LandmarkDetector):
         return [] if self._face is None else [self._face]
 
 
-def reconstruct_and_score(faces: list[SyntheticFace], reconstructor: "Reconstructor", mode: str,
+def reconstruct_and_score(faces: list[SyntheticFace], reconstructor: Reconstructor, mode: str,
                           landmarks: str = "detector", metrical: bool = False,
                           warm_up: bool = True) -> list[ScoredFace]:
     """Reconstruct each face with `reconstructor` in `mode` and score its fitted view by NoW.
@@ -162,7 +159,7 @@ def reconstruct_and_score(faces: list[SyntheticFace], reconstructor: "Reconstruc
     return scored
 
 
-def _reconstruct_one(face: SyntheticFace, reconstructor: "Reconstructor", mode: str, metrical: bool,
+def _reconstruct_one(face: SyntheticFace, reconstructor: Reconstructor, mode: str, metrical: bool,
                      detected: bool) -> ScoredFace:
     out = ScoredFace(face.name, face.yaw_deg)
     try:
