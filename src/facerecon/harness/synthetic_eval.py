@@ -176,7 +176,7 @@ def _reconstruct_one(face: SyntheticFace, reconstructor: Reconstructor, mode: st
         out.detector_px = float(np.linalg.norm(rec.landmarks.to_ibug68().points - face.landmarks2d, axis=1).mean())
     out.fit_s = rec.timings.get("fast_fit_s", 0.0) + rec.timings.get("full_fit_s", 0.0)
     out.detect_s = rec.timings.get("detect_s", float("nan"))
-    out.quality = dict(rec.quality)
+    out.quality = rec.quality.to_dict()
     return out
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facerecon.render import demo
+from facerecon.commands import render_demo as demo
 
 
 def test_demo_falls_back_to_a_sphere(tmp_path, monkeypatch, capsys):

@@ -1,7 +1,8 @@
-"""Render a shaded head to a PNG: ``python -m facerecon.render.demo out.png [--size 512] [--yaw 25]``.
+"""Render a shaded head to a PNG: ``python -m facerecon.commands.render_demo out.png [--size 512] [--yaw 25]``.
 
 Uses the ICT-FaceKit neutral head from $FACERECON_MODEL_DIR/ict-facekit-light/ict_facekit_light.npz
-(face, head and eyeballs), or a sphere when the model is not there.
+(face, head and eyeballs), or a sphere when the model is not there. It lives with the commands,
+not in `render`, because it knows what a face model file is.
 """
 from __future__ import annotations
 
@@ -15,11 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cameras import PinholeCamera
-from .primitives import icosphere
-from .renderer import render_mesh
 from ..geometry.rotation import euler_deg_to_matrix, matrix_to_axis_angle
-from .shading import SHLight
+from ..render import PinholeCamera, SHLight, icosphere, render_mesh
 
 ICT_FILE = Path("ict-facekit-light") / "ict_facekit_light.npz"
 SKIN, SCLERA, IRIS, PUPIL = (0.80, 0.60, 0.50), (0.92, 0.90, 0.88), (0.30, 0.20, 0.12), (0.03, 0.03, 0.03)
