@@ -14,7 +14,7 @@ from PIL import Image
 from facerecon.errors import ModelError, UsageError
 from facerecon.io import read_glb, split_uv_seams, validate_glb, write_glb
 
-from .test_mesh_export import seamed_quad
+from .test_obj_ply import seamed_quad
 
 
 def png_bytes(size: int = 8) -> bytes:
