@@ -9,6 +9,8 @@ from facerecon.errors import UsageError
 from facerecon.io import read_glb, validate_glb, write_glb
 from facerecon.models.arkit import ABSENT, ARKIT_NAMES, ICT_EXTRAS, ICT_TO_ARKIT, arkit_targets, arkit_weights, gltf_weights
 
+from ..browser.ecosystem import assert_khronos_valid
+
 # Apple's ARFaceAnchor.BlendShapeLocation names, typed independently of the module's table.
 APPLE_52 = set("""
 browDownLeft browDownRight browInnerUp browOuterUpLeft browOuterUpRight cheekPuff cheekSquintLeft
@@ -104,6 +106,7 @@ def test_glb_with_arkit_targets_names_them_as_given(tmp_path, ict_head):
     path = write_glb(tmp_path / "arkit.glb", ict_head.mean.numpy(), ict_head.triangles.numpy(), morph_targets=targets,
                      sparse_targets=True)
     assert validate_glb(path) == []
+    assert_khronos_valid(path)
     gltf = read_glb(path)["gltf"]
     assert gltf["meshes"][0]["extras"]["targetNames"][:52] == list(ARKIT_NAMES)
     assert gltf["meshes"][0]["extras"]["targetNames"][52:] == list(ICT_EXTRAS)
