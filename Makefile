@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed
 SHARED_MODELS := $(abspath ../shared/models)
 export FACERECON_MODEL_DIR ?= $(if $(wildcard $(SHARED_MODELS)),$(SHARED_MODELS),)
 
+# npm packages the ecosystem tests drive (tests/browser/): installed when npm exists, else those tests skip
+NPM := $(shell command -v npm 2>/dev/null)
+NODE_STAMP := node_modules/.package-lock.json
+
 .PHONY: install demo test bench clean
 
 $(STAMP): pyproject.toml
@@ -21,11 +25,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/facerecon reconstruct --example astronaut --mode full -o out/astronaut
 
-test: $(STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+test: $(STAMP) $(if $(NPM),$(NODE_STAMP))
 	$(PY) -m pytest
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) out build src/*.egg-info
+	rm -rf $(VENV) out build src/*.egg-info node_modules

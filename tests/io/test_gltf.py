@@ -14,7 +14,7 @@ from PIL import Image
 from facerecon.errors import ModelError, UsageError
 from facerecon.io import read_glb, split_uv_seams, validate_glb, write_glb
 
-from .test_mesh_export import seamed_quad
+from .meshes import seamed_quad
 
 
 def png_bytes(size: int = 8) -> bytes:
@@ -297,19 +297,19 @@ def test_validator_checks_padding(tmp_path, grid):
     gltf["asset"]["extras"] = {"pad": ""}
     while len(json.dumps(gltf)) % 4 == 0:  # make the JSON need padding
         gltf["asset"]["extras"]["pad"] += "x"
-    (tmp_path / "pad.glb").write_bytes(_pack(gltf, binary, json_pad=b"\0"))
-    assert any("space" in p for p in validate_glb(tmp_path / "pad.glb"))
+    (tmp_path / "broken_pad.glb").write_bytes(_pack(gltf, binary, json_pad=b"\0"))
+    assert any("space" in p for p in validate_glb(tmp_path / "broken_pad.glb"))
     gltf["buffers"][0]["byteLength"] = len(binary) - 2
     binary = binary[:-2] + b"\1\1"
-    (tmp_path / "binpad.glb").write_bytes(_pack(gltf, binary))
-    assert any("padding must be zero" in p for p in validate_glb(tmp_path / "binpad.glb"))
+    (tmp_path / "broken_binpad.glb").write_bytes(_pack(gltf, binary))
+    assert any("padding must be zero" in p for p in validate_glb(tmp_path / "broken_binpad.glb"))
 
 
 def test_read_glb_raises_on_garbage(tmp_path):
-    (tmp_path / "x.glb").write_bytes(b"definitely not a glb file at all")
+    (tmp_path / "broken_garbage.glb").write_bytes(b"definitely not a glb file at all")
     with pytest.raises(ModelError, match="not a readable GLB"):
-        read_glb(tmp_path / "x.glb")
-    assert validate_glb(tmp_path / "missing.glb")[0].startswith("cannot read")
+        read_glb(tmp_path / "broken_garbage.glb")
+    assert validate_glb(tmp_path / "broken_missing.glb")[0].startswith("cannot read")
 
 
 # ------------------------------------------------------------------------------------ other readers

@@ -1,8 +1,9 @@
-"""glTF 2.0 binary (GLB) export with a texture and named expression morph targets, a reader for
-tests, and a structural validator that needs no external tool.
+"""glTF 2.0 binary (GLB) export with a texture and named morph targets (the registry's
+`export_glb`), a reader for tests, and a structural validator that needs no external tool (the
+test-suite also runs the Khronos validator on every GLB it writes, tests/browser/).
 
 Units: glTF is in **metres**, so positions and morph-target offsets are written as mm / 1000 (OBJ and
-PLY from `mesh_export` stay in mm). glTF's frame (+y up, +z forward, right-handed) is ours
+PLY stay in mm). glTF's frame (+y up, +z forward, right-handed) is ours
 (docs/conventions.md), so no axis changes. glTF puts the UV origin at the top-left of the image:
 our OBJ-convention v becomes 1 - v on writing and back on reading.
 
@@ -17,11 +18,15 @@ import base64
 import json
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ModelError, UsageError
-from .mesh_export import as_array, mesh_arrays, per_vertex, unit_rows, uv_arrays, vertex_normals
+from .arrays import as_array, mesh_arrays, per_vertex, unit_rows, uv_arrays, vertex_normals
+
+if TYPE_CHECKING:
+    from .mesh import Mesh
 
 MM_PER_METRE = 1000.0
 # Default for sparse targets: a vertex is moved when its offset is longer than this (mm).
@@ -63,17 +68,42 @@ def write_glb(path: str | Path, vertices, triangles, uv=None, uv_triangles=None,
               texture_png_bytes: bytes | None = None, morph_targets: dict | None = None,
               morph_weights=None, normals=None, sparse_targets: bool = False,
               sparse_threshold_mm: float = SPARSE_THRESHOLD_MM, name: str = "face") -> Path:
-    """Write one mesh as a self-contained glTF 2.0 binary (.glb), positions in METRES.
+    """Write `glb_bytes(...)` (same arguments) to `path`; returns the path."""
+    path = Path(path)
+    path.write_bytes(glb_bytes(vertices, triangles, uv, uv_triangles, texture_png_bytes, morph_targets,
+                               morph_weights, normals, sparse_targets, sparse_threshold_mm, name))
+    return path
+
+
+def export_glb(mesh: Mesh, stem: str) -> dict[str, bytes]:
+    """Registry exporter: `{stem}.glb`, self-contained (texture embedded), in metres.
+
+    The base shape is `mesh.base_vertices` (the neutral expression) when given, else `mesh.vertices`;
+    the morph targets go in under the mesh's own names and order with `mesh.morph_weights`, as sparse
+    accessors holding the vertices a target moves by more than 0.01 mm.
+    """
+    base = mesh.vertices if mesh.base_vertices is None else mesh.base_vertices
+    normals = mesh.normals if mesh.base_vertices is None else None
+    png = None if mesh.texture is None else mesh.texture_png()
+    return {f"{stem}.glb": glb_bytes(base, mesh.triangles, mesh.uv, mesh.uv_triangles, png, mesh.morph_targets,
+                                     mesh.morph_weights, normals, sparse_targets=True, sparse_threshold_mm=0.01)}
+
+
+def glb_bytes(vertices, triangles, uv=None, uv_triangles=None, texture_png_bytes: bytes | None = None,
+              morph_targets: dict | None = None, morph_weights=None, normals=None, sparse_targets: bool = False,
+              sparse_threshold_mm: float = SPARSE_THRESHOLD_MM, name: str = "face") -> bytes:
+    """One mesh as a self-contained glTF 2.0 binary (.glb), positions in METRES.
 
     Args:
-        path: the .glb file to write.
         vertices: (V, 3) base shape in mm. With morph targets this is the shape the targets are added
             to (identity with a neutral expression): a viewer shows vertices + sum_k w_k * target_k.
         triangles: (F, 3) vertex indices, counter-clockwise = outward.
         uv: (T, 2) OBJ-convention UVs (v = 0 at the image bottom) and uv_triangles (F, 3), or None.
         texture_png_bytes: a PNG file's bytes, embedded as the material's base colour texture.
-        morph_targets: name -> (V, 3) per-vertex offsets in mm (e.g. `zip(model.expression_names,
-            model.expression_basis)`); written as named morph targets (`mesh.extras.targetNames`).
+        morph_targets: name -> (V, 3) per-vertex offsets in mm, written as given, in the dict's order,
+            under the caller's names (`mesh.extras.targetNames`): e.g. ICT's own names
+            (`zip(model.expression_names, model.expression_basis)`) or ARKit's
+            (`facerecon.models.arkit.arkit_targets`).
         morph_weights: one weight per target (the fitted expression), stored as `mesh.weights`;
             default all zero.
         normals: (V, 3) per-vertex normals, or None to compute area-weighted ones.
@@ -82,9 +112,6 @@ def write_glb(path: str | Path, vertices, triangles, uv=None, uv_triangles=None,
             when targets are local (ICT head: each expression moves about 60% of the vertices by
             more than 1e-6 mm, 36% by more than 0.01 mm).
         name: the mesh and node name.
-
-    Returns:
-        The path written.
     """
     verts, tris = mesh_arrays(vertices, triangles)
     uvs, uv_tris = uv_arrays(uv, uv_triangles, tris)
@@ -123,9 +150,7 @@ def write_glb(path: str | Path, vertices, triangles, uv=None, uv_triangles=None,
         mesh["extras"] = {"targetNames": list(targets)}
     b.gltf["meshes"] = [mesh]
     b.gltf["nodes"] = [{"name": name, "mesh": 0}]
-    path = Path(path)
-    path.write_bytes(b.to_glb())
-    return path
+    return b.to_glb()
 
 
 def _check_targets(morph_targets, morph_weights, count: int) -> tuple[dict[str, np.ndarray], list[float]]:
