@@ -63,16 +63,21 @@ def test_save_writes_every_output_and_they_read_back(fast_result, tmp_path):
     for name in ("mesh.obj", "mesh.mtl", "albedo.png", "mesh.ply", "mesh.glb", "params.json", "overlay.png",
                  "landmarks.json"):
         assert (tmp_path / name).is_file(), name
-    verts = fast_result.vertices()
+    # the files hold the vertices that triangles use (the mesh compacted)
+    verts = fast_result.mesh.compact().vertices
     obj_v, obj_f = read_obj_mesh(tmp_path / "mesh.obj")
     np.testing.assert_allclose(obj_v, verts, atol=1e-3)
     ply_v, ply_f, ply_c = read_ply(tmp_path / "mesh.ply")
     np.testing.assert_allclose(ply_v, verts, atol=1e-3)
     assert validate_glb(tmp_path / "mesh.glb") == []
     glb = read_glb(tmp_path / "mesh.glb")
-    assert len(glb["target_names"]) == 53 and "jawOpen" in glb["target_names"]
+    from facerecon.models.arkit import ARKIT_NAMES, ICT_EXTRAS
+
+    assert glb["target_names"] == list(ARKIT_NAMES) + list(ICT_EXTRAS)
     params = json.loads((tmp_path / "params.json").read_text())
     assert params["model"]["name"] == "ict" and len(params["expression"]) == 53
+    assert list(params["arkit_blendshapes"]) == list(ARKIT_NAMES)
+    assert "map_Kd albedo.png" in (tmp_path / "mesh.mtl").read_text()
     assert set(params["pose"]) >= {"yaw_deg", "pitch_deg", "roll_deg", "translation_mm"}
     assert params["camera"]["focal_px"] > 0
 

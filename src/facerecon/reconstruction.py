@@ -10,7 +10,6 @@ are plain arrays (numpy, mm, model space); the user-facing objects are convenien
 """
 from __future__ import annotations
 
-import io as _io
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -22,8 +21,10 @@ from . import __version__
 from .errors import FitError, UsageError
 from .fitting.correspondence import VertexCorrespondence
 from .fitting.state import FaceState
+from .io import Mesh, supported_formats
 from .landmarks import FaceLandmarks
 from .models import MorphableModel, load_model
+from .models.arkit import arkit_targets, arkit_weights, gltf_weights, uses_ict_names
 from .render import render_mesh
 from .render.overlay import draw_dots, shaded_overlay
 from .render.shading import SHLight
@@ -80,54 +81,6 @@ class QualityFlags:
 
     def __bool__(self) -> bool:
         return bool(self.to_dict())
-
-
-@dataclass
-class Mesh:
-    """A textured triangle mesh in mm, with optional named morph targets (offsets)."""
-
-    vertices: np.ndarray
-    triangles: np.ndarray
-    uv: np.ndarray | None = None
-    uv_triangles: np.ndarray | None = None
-    texture: np.ndarray | None = None  # (S, S, 3) float [0, 1]
-    colors: np.ndarray | None = None  # (V, 3) float [0, 1]
-    morph_targets: dict[str, np.ndarray] | None = None
-    morph_weights: list[float] | None = None
-    base_vertices: np.ndarray | None = None  # the shape morph targets are added to
-
-    def export(self, path: str | Path) -> Path:
-        """Write .obj (+ .mtl and a PNG texture beside it), .ply or .glb, chosen by the extension."""
-        from .io import write_glb, write_obj, write_ply
-        from .io.images import save_image
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ext = path.suffix.lower()
-        if ext == ".obj":
-            tex_name = None
-            if self.texture is not None:
-                tex_name = path.with_name(path.stem + "_albedo.png") if path.stem != "mesh" else path.with_name("albedo.png")
-                save_image(tex_name, self.texture)
-            write_obj(path, self.vertices, self.triangles, self.uv, self.uv_triangles,
-                      texture_png=None if tex_name is None else str(tex_name))
-        elif ext == ".ply":
-            write_ply(path, self.vertices, self.triangles, self.colors)
-        elif ext in (".glb", ".gltf"):
-            png = None
-            if self.texture is not None:
-                from PIL import Image
-
-                buf = _io.BytesIO()
-                Image.fromarray((np.clip(self.texture, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buf, format="PNG")
-                png = buf.getvalue()
-            base = self.vertices if self.base_vertices is None else self.base_vertices
-            write_glb(path.with_suffix(".glb"), base, self.triangles, self.uv, self.uv_triangles,
-                      texture_png_bytes=png, morph_targets=self.morph_targets, morph_weights=self.morph_weights,
-                      sparse_targets=True, sparse_threshold_mm=0.01)
-        else:
-            raise UsageError(f"unknown mesh format {ext!r}; use .obj, .ply or .glb")
-        return path
 
 
 @dataclass
@@ -259,19 +212,26 @@ class Reconstruction:
 
     @property
     def mesh(self) -> Mesh:
-        """The full head with UVs, the UV albedo texture and the expressions as morph targets."""
+        """The full head with UVs, the UV albedo texture and the expressions as morph targets:
+        ARKit's 52 names (plus ICT's split halves) for ICT-named models, the model's own otherwise."""
         m = self.model
-        verts = self.vertices(full=True)
-        neutral = self.vertices(full=True, expression=False)
-        targets = {name: m.expression_basis[k].detach().cpu().double().numpy()
-                   for k, name in enumerate(m.expression_names)}
-        tex = self.texture()
+        names = list(m.expression_names)
+        basis = m.expression_basis.detach().cpu().double().numpy()
+        weights = self.params.expression[0]
+        if uses_ict_names(names):
+            main, main_offsets, extra, extra_offsets = arkit_targets(names, basis)
+            w_main, w_extra = gltf_weights(names, weights)
+            targets = dict(zip(main + extra, np.concatenate([main_offsets, extra_offsets])))
+            morph_weights = list(w_main) + list(w_extra)
+        else:
+            targets = dict(zip(names, basis))
+            morph_weights = [float(x) for x in weights]
         return Mesh(
-            vertices=verts, triangles=self._visible_triangles(),
+            vertices=self.vertices(full=True), triangles=self._visible_triangles(),
             uv=None if m.uv is None else m.uv.cpu().numpy(),
             uv_triangles=None if m.uv_triangles is None else m.uv_triangles.cpu().numpy()[self._visible_triangle_ids()],
-            texture=tex, colors=self.vertex_colors(), morph_targets=targets,
-            morph_weights=[float(x) for x in self.params.expression[0]], base_vertices=neutral,
+            texture=self.texture(), texture_file="albedo.png", colors=self.vertex_colors(), morph_targets=targets,
+            morph_weights=morph_weights, base_vertices=self.vertices(full=True, expression=False),
         )
 
     def _visible_triangle_ids(self) -> np.ndarray:
@@ -407,6 +367,9 @@ class Reconstruction:
             "faces_detected": self.faces_detected,
             "identity": [round(float(x), 6) for x in p.identity[0]],
             "expression": {name: round(float(x), 6) for name, x in zip(model.expression_names, p.expression[0])},
+            "arkit_blendshapes": ({k: round(float(v), 6) for k, v in
+                                   arkit_weights(list(model.expression_names), p.expression[0]).items()}
+                                  if uses_ict_names(list(model.expression_names)) else None),
             "pose": {"rotation_axis_angle": [float(x) for x in p.rotation[0]],
                      "yaw_deg": round(yaw, 3), "pitch_deg": round(pitch, 3), "roll_deg": round(roll, 3),
                      "translation_mm": [float(x) for x in p.translation[0]]},
@@ -437,9 +400,9 @@ class Reconstruction:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         mesh = self.mesh
-        paths = {"obj": mesh.export(folder / "mesh.obj"), "ply": mesh.export(folder / "mesh.ply"),
-                 "glb": mesh.export(folder / "mesh.glb")}
-        paths["albedo"] = folder / "albedo.png"
+        paths = {fmt: mesh.export(folder / f"mesh.{fmt}") for fmt in supported_formats()}
+        if mesh.texture is not None:
+            paths["albedo"] = folder / mesh.texture_file
         paths["overlay"] = folder / "overlay.png"
         save_image(paths["overlay"], self.render())
         lm = {"detected": self.landmarks.to_dict(), "ibug68": self.landmarks.to_ibug68().to_dict(),

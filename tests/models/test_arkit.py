@@ -110,3 +110,10 @@ def test_glb_with_arkit_targets_names_them_as_given(tmp_path, ict_head):
     gltf = read_glb(path)["gltf"]
     assert gltf["meshes"][0]["extras"]["targetNames"][:52] == list(ARKIT_NAMES)
     assert gltf["meshes"][0]["extras"]["targetNames"][52:] == list(ICT_EXTRAS)
+
+
+def test_uses_ict_names_tells_ict_from_other_models(ict_model):
+    from facerecon.models.arkit import uses_ict_names
+
+    assert uses_ict_names(list(ict_model.expression_names))
+    assert not uses_ict_names([f"pca{k}" for k in range(50)])

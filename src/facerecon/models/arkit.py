@@ -86,6 +86,12 @@ def _weights(names: Sequence[str], weights) -> np.ndarray:
     return w
 
 
+def uses_ict_names(names: Sequence[str]) -> bool:
+    """True when `names` hold every ICT-FaceKit expression the ARKit mapping needs (any order)."""
+    needed = {s for sources in ICT_TO_ARKIT.values() for s in sources} | set(ICT_EXTRAS)
+    return needed <= set(names)
+
+
 def arkit_targets(names: Sequence[str], basis) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
     """ICT expression offsets as ARKit's 52 targets plus the ICT halves as extras.
 
