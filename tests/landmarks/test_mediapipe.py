@@ -170,7 +170,9 @@ class _UprightOnly(MediaPipeDetector):
         return [f for f, d in zip(faces, eyes) if d[0] > abs(d[1])]
 
 
-@pytest.mark.parametrize("turns", [1, 2, 3])
+# Not upside down (2 turns): MediaPipe's detectors fire on an upside-down face (with wrong
+# keypoints) and the mesh lays an upright face over it, so even this filter sees an upright face.
+@pytest.mark.parametrize("turns", [1, 3])
 def test_rotated_photo_is_retried_and_mapped_back(astronaut, astronaut_face, turns):
     rotated = np.ascontiguousarray(np.rot90(astronaut, -turns))  # the photo as a sideways phone saved it
     with _UprightOnly(rotations=False) as plain:

@@ -10,19 +10,21 @@ that both detectors always run):
    of a tile (by default faces down to 4% of the longer side, and at least 80 px: one extra level
    of 3x3 tiles on a 2000 px photo). The short-range one ("short_range", 128x128 input) runs on
    the whole image: it finds faces that fill much of the frame, which the full-range one misses.
-   Boxes of one face seen twice (two detectors, tiles, levels) are merged by overlap.
+   Boxes of one face seen twice (two detectors, tiles, levels) are merged by overlap, keeping the
+   full-range box.
 2. The face mesh runs on a square crop around each box, enlarged `_CROP_ENLARGE` times, and the
    points are mapped back to the full image.
 3. When no box gave a face, the face mesh runs on the whole image with its own detector
    ("mesh_fallback"; it finds faces wider than about 12% of the image).
 4. When still nothing is found, steps 1-3 are retried on the image rotated by 90, 270 and 180
-   degrees (phone photos whose EXIF orientation was lost) and the points are mapped back
-   ("rotated_90+short_range", ...). The rotation is counter-clockwise, as `np.rot90`.
+   degrees (phone photos whose EXIF orientation was lost); the orientation with the surest
+   detection wins and its points are mapped back ("rotated_90+short_range", ...). The rotation is
+   counter-clockwise, as `np.rot90`.
 Each `FaceLandmarks.found_by` names the path that found it. A face is never reported twice:
 faces whose landmark boxes overlap by IoU > `_SAME_FACE_IOU` are one face.
 Cost on this project's 2-core CPU (benchmarks/bench_landmarks.py): about 6 ms per detector pass and
 5 ms per face, 12 ms for a 512x512 portrait; at most `_MAX_TILES` detector passes per image. An
-image with no face costs the four orientations' passes (about 4x).
+image where the upright pass finds no face costs the four orientations' passes (about 4x).
 """
 from __future__ import annotations
 
@@ -46,8 +48,7 @@ _DEFAULT_MIN_FACE_PX = 80.0
 _DEFAULT_MIN_FACE_FRACTION = 0.04
 # two meshes whose landmark boxes overlap this much are one face
 _SAME_FACE_IOU = 0.5
-# counter-clockwise quarter turns tried, in order, when the upright image has no face: phones
-# held sideways (90, 270) are far more common than upside down
+# counter-clockwise quarter turns tried when the upright image has no face
 _ROTATIONS = (1, 3, 2)
 
 FULL_RANGE, SHORT_RANGE, MESH_FALLBACK = "full_range", "short_range", "mesh_fallback"
@@ -109,11 +110,11 @@ class MediaPipeDetector(LandmarkDetector):
         faces = self._detect_upright(img)
         if not faces and self.rotations:
             h, w = img.shape[:2]
-            for turns in _ROTATIONS:
-                found = self._detect_upright(np.ascontiguousarray(np.rot90(img, turns)))
-                if found:
-                    faces = [_unrotate(f, turns, w, h) for f in found]
-                    break
+            tries = [(turns, self._detect_upright(np.ascontiguousarray(np.rot90(img, turns)))) for turns in _ROTATIONS]
+            # MediaPipe also "finds" an upside-down face, with a low score and an upright mesh
+            # laid over it: keep the orientation whose detector was surest
+            turns, found = max(tries, key=lambda tf: _orientation_score(tf[1]))
+            faces = [_unrotate(f, turns, w, h) for f in found]
         return sort_largest_first(faces)[: self.max_num_faces]
 
     def detect_full_image(self, image: np.ndarray) -> list[FaceLandmarks]:
@@ -136,8 +137,8 @@ class MediaPipeDetector(LandmarkDetector):
 
     def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float, str]]:
         """Face boxes (x0, y0, x1, y1 px), scores and the detector that found them ("full_range"
-        over the image and its tiles, "short_range" on the whole image), duplicates removed, best
-        score first."""
+        over the image and its tiles, "short_range" on the whole image), duplicates removed;
+        full-range boxes first, then best score first."""
         img = as_uint8_rgb(image)
         h, w = img.shape[:2]
         found: list[tuple[np.ndarray, float, str]] = []
@@ -155,7 +156,9 @@ class MediaPipeDetector(LandmarkDetector):
                 box = np.clip(box, 0.0, [w, h, w, h])
                 if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
                     found.append((box, float(det.score[0]), name))
-        found.sort(key=lambda b: -b[1])
+        # full-range boxes first, so the short-range detector only adds the faces it missed (and a
+        # face both see is cropped as before it ran)
+        found.sort(key=lambda b: (b[2] != FULL_RANGE, -b[1]))
         kept: list[tuple[np.ndarray, float, str]] = []
         for box, score, name in found:
             # the same face seen by both detectors, several windows, or cut by a tile border
@@ -202,6 +205,11 @@ def _seen(face: FaceLandmarks, faces: list[FaceLandmarks]) -> bool:
     """Whether `face` is one of `faces` (their landmark boxes overlap by IoU > _SAME_FACE_IOU)."""
     box = _points_box(face.points)
     return any(box_iou(box, _points_box(f.points))[0] > _SAME_FACE_IOU for f in faces)
+
+
+def _orientation_score(faces: list[FaceLandmarks]) -> float:
+    """The best detector score among `faces`; the face mesh's own detection reports none (0)."""
+    return max([f.score if f.found_by != MESH_FALLBACK else 0.0 for f in faces], default=-1.0)
 
 
 def _unrotate(face: FaceLandmarks, turns: int, w: int, h: int) -> FaceLandmarks:
