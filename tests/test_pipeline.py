@@ -134,3 +134,20 @@ def test_two_faces_are_flagged_and_both_can_be_returned(ict_dir, astronaut):
     assert len(results) == 2
     assert all(r.quality.multiple_faces for r in results)
     assert results[0].landmarks.box[2] - results[0].landmarks.box[0] >= results[1].landmarks.box[2] - results[1].landmarks.box[0]
+
+
+def test_exif_focal_length_is_used_and_reported(reconstructor, astronaut, tmp_path):
+    from PIL import Image
+
+    img = Image.fromarray((astronaut * 255).astype(np.uint8))
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 50  # FocalLengthIn35mmFilm, in the Exif sub-IFD
+    img.save(tmp_path / "with.jpg", exif=exif.tobytes())
+    img.save(tmp_path / "without.jpg")
+    with_exif = reconstructor.reconstruct(tmp_path / "with.jpg")[0]
+    assert with_exif.focal_source == "exif:FocalLengthIn35mmFilm"
+    # 50 mm on a 36 x 24 frame: f = 50 / 43.27 x the image diagonal
+    assert with_exif.state.camera.focal[0] == pytest.approx(50 / 43.27 * np.hypot(512, 512), rel=0.01)
+    assert with_exif.to_dict()["camera"]["focal_source"] == "exif:FocalLengthIn35mmFilm"
+    assert reconstructor.reconstruct(tmp_path / "without.jpg")[0].focal_source == "estimated"
+    assert reconstructor.reconstruct(astronaut, focal=700.0)[0].state.camera.focal[0] == pytest.approx(700.0)

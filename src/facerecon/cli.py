@@ -1,12 +1,14 @@
 """Command-line interface: argument parsing only; the work is done by the library.
 
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 no face, 4 unreadable or missing input,
-5 model missing or bad.
+5 model missing or bad, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM).
+
+Nothing heavy is imported here: torch, MediaPipe and the model load only once a command needs
+them, after its inputs were checked, so `--help` and a bad path answer at once.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -45,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-faces", type=int, default=1)
     p.add_argument("--offline", action="store_true", help="never download a model")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip images whose output folder already holds params.json (continue a stopped run)")
 
     ev = sub.add_parser("eval", help="accuracy evaluation")
     esub = ev.add_subparsers(dest="eval_command", required=True)
@@ -75,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    from .commands import quiet_native_stderr
+
     try:
-        return _dispatch(args)
+        with quiet_native_stderr():
+            return _dispatch(args)
     except FaceReconError as exc:
         print(f"facerecon: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -93,7 +100,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return landmarks_command(args.image, args.out, args.overlay, backend=args.backend)
     if args.command == "reconstruct":
-        return _reconstruct(args)
+        from .commands.reconstruct import reconstruct_command
+
+        images = ([args.example] if args.example else []) + list(args.images)
+        return reconstruct_command(images, args.out, mode=args.mode, device=args.device, model=args.model,
+                                   max_faces=args.max_faces, offline=args.offline, as_json=args.json,
+                                   skip_existing=args.skip_existing)
     if args.command == "eval":
         if args.eval_command == "now":
             from .commands.evaluate import eval_now_command
@@ -105,72 +117,6 @@ def _dispatch(args: argparse.Namespace) -> int:
                                       out=args.out, as_json=args.json, landmarks=args.landmarks,
                                       metrical=args.metrical)
     return EXIT_USAGE
-
-
-def _reconstruct(args: argparse.Namespace) -> int:
-    """Reconstruct every image; a failing image is reported and skipped, the others still written.
-
-    Returns 0 when all succeeded, else the exit code of the first failure.
-    """
-    from tqdm import tqdm
-
-    from .commands import quiet_native_stderr
-    from .commands.identity import IdentityScorer
-    from .pipeline import Reconstructor
-
-    images: list[str] = list(args.images)
-    if args.example == "astronaut":
-        images.insert(0, "astronaut")
-    if not images:
-        print("facerecon: error: give at least one IMAGE (or --example astronaut)", file=sys.stderr)
-        return EXIT_USAGE
-    if args.max_faces < 1:
-        print("facerecon: error: --max-faces must be >= 1", file=sys.stderr)
-        return EXIT_USAGE
-    out_root = Path(args.out)
-    summary, first_error = [], 0
-    with quiet_native_stderr():
-        rec = Reconstructor(args.model, device=args.device, download=not args.offline, max_faces=args.max_faces)
-    score_identity = IdentityScorer()
-    try:
-        bar = tqdm(images, desc="reconstruct", unit="image", disable=len(images) < 2 or not sys.stderr.isatty())
-        for name in bar:
-            stem = "astronaut" if name == "astronaut" else Path(name).stem
-            folder = out_root if len(images) == 1 else out_root / stem
-            try:
-                image = _example_image() if name == "astronaut" else name
-                with quiet_native_stderr():
-                    results = rec.reconstruct(image, mode=args.mode)
-                for k, r in enumerate(results):
-                    score_identity(r)
-                    target = folder if len(results) == 1 else folder / f"face{k}"
-                    paths = r.save(target)
-                    summary.append({"image": name, "face": k, "out": str(target), "mode": args.mode,
-                                    "pose_deg": [round(x, 2) for x in r.pose_deg],
-                                    "landmark_rms_px": round(r.landmark_error_px(), 3),
-                                    "seconds": round(r.timings.get("total_s", 0.0), 3), "quality": r.quality.to_dict(),
-                                    "files": sorted(p.name for p in paths.values())})
-                    if not args.json:
-                        flags = f"  quality: {r.quality.to_dict()}" if r.quality else ""
-                        print(f"{name}: face {k} -> {target}/ (mesh.obj, mesh.ply, mesh.glb, albedo.png, "
-                              f"params.json, overlay.png, landmarks.json){flags}")
-            except FaceReconError as exc:
-                print(f"facerecon: error: {name}: {exc}", file=sys.stderr)
-                summary.append({"image": name, "error": str(exc), "exit_code": exc.exit_code})
-                first_error = first_error or exc.exit_code
-    finally:
-        with quiet_native_stderr():  # MediaPipe logs from its threads as it shuts down
-            rec.close()
-    if args.json:
-        print(json.dumps(summary, indent=1))
-    return first_error
-
-
-def _example_image():
-    import numpy as np
-    from skimage import data
-
-    return data.astronaut().astype(np.float32) / 255.0
 
 
 def _models(args: argparse.Namespace) -> int:

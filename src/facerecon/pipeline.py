@@ -125,7 +125,9 @@ class Reconstructor:
         Args:
             image: a path, or (H, W, 3) float32 RGB in [0, 1] (uint8 is accepted too).
             mode: "fast" (landmark fit) or "full" (landmark fit, then the photometric fit).
-            focal: the camera's focal length in px when known (then held fixed), else estimated.
+            focal: the camera's focal length in px when known (then held fixed); else the photo's EXIF
+                focal length when a path with EXIF is given, else estimated. `Reconstruction.focal_source`
+                says which.
 
         Raises:
             NoFaceError: no face in the image. ImageError: the file cannot be read.
@@ -135,11 +137,15 @@ class Reconstructor:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         source = None
+        focal_source = "given" if focal is not None else "estimated"
         if isinstance(image, (str, Path)):
-            from .io.images import load_image
+            from .io.images import exif_focal_px, load_image
 
             source = str(image)
             image = load_image(image)
+            exif = exif_focal_px(source, image.shape[:2]) if focal is None else None
+            if exif is not None:
+                focal, focal_source = exif[0], f"exif:{exif[1]}"
         image = _as_float_image(image)
         timings["load_s"] = time.perf_counter() - t0
         t = time.perf_counter()
@@ -158,6 +164,7 @@ class Reconstructor:
             rec.faces_detected = len(faces)
             rec.source = source
             rec.quality.multiple_faces = len(faces) > 1
+            rec.focal_source = focal_source
             results.append(rec)
         return results
 

@@ -98,6 +98,7 @@ class Reconstruction:
         corrective: (V_view,) mm along the view's mean normals (full mode option), or None.
         quality, losses, timings: what happened. face_index, faces_detected, source: where it came from.
         identity_similarity: {"cosine": float} / {"unavailable": why}, filled by the optional post-step.
+        focal_source: where the focal length came from: "estimated", "given" or "exif:<tag>".
     """
 
     state: FaceState
@@ -116,6 +117,7 @@ class Reconstruction:
     faces_detected: int = 1
     source: str | None = None
     identity_similarity: dict = field(default_factory=dict)
+    focal_source: str = "estimated"
 
     def __getstate__(self) -> dict:
         # caches (meshes, colours) are rebuilt on demand: a pickled result carries arrays and the state only
@@ -375,9 +377,11 @@ class Reconstruction:
                      "translation_mm": [float(x) for x in p.translation[0]]},
             "camera": {"model": st.camera.kind, "focal_px": float(st.camera.focal[0]),
                        "principal_px": [float(x) for x in st.camera.principal[0]],
-                       "image_size": [int(h), int(w)], "fov_x_deg": round(st.camera.fov_x_deg(), 3)},
+                       "image_size": [int(h), int(w)], "fov_x_deg": round(st.camera.fov_x_deg(), 3),
+                       "focal_source": self.focal_source},
             "sh_light": None if self.sh is None else np.round(self.sh, 6).tolist(),
             "landmarks": {"detector_box": [float(x) for x in self.landmarks.box],
+                          "found_by": self.landmarks.found_by,
                           "detector_score": float(self.landmarks.score),
                           "rms_reprojection_px": round(self.landmark_error_px(), 4)},
             "losses": self.losses,

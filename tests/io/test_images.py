@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from facerecon.errors import ImageError, UsageError
-from facerecon.io.images import MAX_PIXELS, load_image, save_image
+from facerecon.io.images import MAX_PIXELS, check_image_file, exif_focal_px, load_image, save_image
 
 
 def _rgb(h=20, w=30, seed=0) -> np.ndarray:
@@ -182,3 +182,67 @@ def test_huge_jpeg_is_decoded_shrunk_in_little_memory(tmp_path):
     assert abs(float(lo) - 128 / 255) < 0.01 and abs(float(hi) - 128 / 255) < 0.01
     # decoded at 1/8 scale: 2500x2500 float32 RGB is 75 MB
     assert int(extra_mb) < 250
+
+
+def _jpeg_with_exif(path, size_wh=(600, 400), **exif_tags) -> None:
+    exif = Image.Exif()
+    ifd = exif.get_ifd(0x8769)
+    for tag, value in exif_tags.items():
+        ifd[int(tag[1:], 16)] = value
+    Image.new("RGB", size_wh, (90, 120, 150)).save(path, "JPEG", exif=exif)
+
+
+def test_exif_focal_from_the_35mm_equivalent(tmp_path):
+    p = tmp_path / "f35.jpg"
+    _jpeg_with_exif(p, t0xA405=28)  # FocalLengthIn35mmFilm
+    focal, source = exif_focal_px(p, (400, 600))
+    assert source == "FocalLengthIn35mmFilm"
+    assert focal == pytest.approx(28 / 36 * 600)  # a 3:2 image: the diagonal rule is f35 / 36 * W
+    half, _ = exif_focal_px(p, (200, 300))  # the photo loaded at half size
+    assert half == pytest.approx(focal / 2)
+
+
+def test_exif_focal_from_focal_length_and_sensor_resolution(tmp_path):
+    from PIL.TiffImagePlugin import IFDRational
+
+    p = tmp_path / "fl.jpg"
+    # 4.2 mm lens, 1000 pixels per cm on the focal plane (unit 3 = cm), for a 600 px wide original
+    _jpeg_with_exif(p, t0x920A=IFDRational(42, 10), t0xA20E=IFDRational(1000, 1), t0xA210=3, t0xA002=600, t0xA003=400)
+    focal, source = exif_focal_px(p, (400, 600))
+    assert source == "FocalLength+FocalPlaneXResolution"
+    assert focal == pytest.approx(4.2 * 100)
+    assert exif_focal_px(p, (300, 200))[0] == pytest.approx(4.2 * 100 / 2)  # rotated and shrunk
+
+
+@pytest.mark.parametrize("tags", [{}, {"t0x920A": 4.2}, {"t0xA405": 0}])
+def test_exif_focal_absent_is_none(tmp_path, tags):
+    p = tmp_path / "none.jpg"
+    _jpeg_with_exif(p, **tags)
+    assert exif_focal_px(p, (400, 600)) is None
+    png = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(png)
+    assert exif_focal_px(png, (8, 8)) is None
+
+
+def test_check_image_file_reads_only_the_header(tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(_rgb()).save(good)
+    check_image_file(good)
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image at all")
+    with pytest.raises(ImageError, match="not an image"):
+        check_image_file(text)
+    with pytest.raises(ImageError, match="file not found"):
+        check_image_file(tmp_path / "missing.jpg")
+    with pytest.raises(ImageError, match="not a file"):
+        check_image_file(tmp_path)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageError, match="empty"):
+        check_image_file(empty)
+    broken = tmp_path / "broken.png"
+    data = bytearray(good.read_bytes())
+    data[-13] ^= 0xFF  # the last byte of the IDAT chunk's CRC (IEND is the last 12 bytes)
+    broken.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match="corrupt"):
+        check_image_file(broken)

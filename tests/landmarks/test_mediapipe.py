@@ -7,6 +7,7 @@ from PIL import Image
 
 from facerecon.errors import NoFaceError, UsageError
 from facerecon.landmarks import FaceLandmarks, create_detector
+from facerecon.landmarks.mediapipe_detector import MediaPipeDetector, unrotate_points
 
 
 def test_astronaut_has_one_face_with_478_points(astronaut_face, astronaut):
@@ -118,3 +119,88 @@ def test_face_landmarks_validates_shapes():
         FaceLandmarks(np.zeros(4), 1.0, np.zeros((68, 2)), None, "mediapipe478")
     with pytest.raises(UsageError):
         FaceLandmarks(np.zeros(4), 1.0, np.zeros((68, 2)), None, "bfm")
+
+
+def _face_crop(image: np.ndarray, face: FaceLandmarks, fraction: float) -> np.ndarray:
+    """A square crop of `fraction` times the detector box's width around the face's centre."""
+    x0, y0, x1, y1 = face.box
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, fraction * (x1 - x0) / 2
+    return np.ascontiguousarray(image[int(cy - half):int(cy + half), int(cx - half):int(cx + half)])
+
+
+def test_face_filling_the_frame_is_found_by_the_short_range_detector(detector, astronaut, astronaut_face):
+    from mediapipe.python.solutions.face_detection import FaceDetection
+
+    crop = _face_crop(astronaut, astronaut_face, 1.0)
+    u8 = np.round(crop * 255).astype(np.uint8)
+    with FaceDetection(model_selection=1, min_detection_confidence=0.5) as full_range:
+        assert not full_range.process(u8).detections  # what the project ran alone before
+    faces = detector.detect(crop)
+    assert len(faces) == 1 and faces[0].found_by == "short_range"
+    assert faces[0].to_dict()["found_by"] == "short_range"
+    assert faces[0].to_ibug68().found_by == "short_range"
+
+
+def test_face_mesh_on_the_whole_image_is_the_last_fallback(detector, astronaut, astronaut_face):
+    crop = _face_crop(astronaut, astronaut_face, 0.7)  # the forehead and chin cut off
+    assert detector.detect_boxes(crop) == []
+    faces = detector.detect(crop)
+    assert len(faces) == 1 and faces[0].found_by == "mesh_fallback"
+
+
+def test_unrotate_points_inverts_np_rot90():
+    h, w = 5, 7
+    img = np.arange(h * w).reshape(h, w)
+    for turns in range(4):
+        rot = np.rot90(img, turns)
+        rows, cols = np.mgrid[:rot.shape[0], :rot.shape[1]]
+        centres = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5], axis=1)
+        back = unrotate_points(centres, turns, w, h)
+        j, i = np.floor(back[:, 0]).astype(int), np.floor(back[:, 1]).astype(int)
+        assert np.allclose(back % 1, 0.5)
+        assert np.array_equal(img[i, j], rot.ravel())
+
+
+class _UprightOnly(MediaPipeDetector):
+    """A detector that, like many, sees only upright faces (eyes level, the right eye on the viewer's left)."""
+
+    def _detect_upright(self, img):
+        faces = super()._detect_upright(img)
+        eyes = [f.points[473] - f.points[468] for f in faces]  # right iris -> left iris
+        return [f for f, d in zip(faces, eyes) if d[0] > abs(d[1])]
+
+
+# Not upside down (2 turns): MediaPipe's detectors fire on an upside-down face (with wrong
+# keypoints) and the mesh lays an upright face over it, so even this filter sees an upright face.
+@pytest.mark.parametrize("turns", [1, 3])
+def test_rotated_photo_is_retried_and_mapped_back(astronaut, astronaut_face, turns):
+    rotated = np.ascontiguousarray(np.rot90(astronaut, -turns))  # the photo as a sideways phone saved it
+    with _UprightOnly(rotations=False) as plain:
+        assert plain.detect(rotated) == []
+    with _UprightOnly() as det:
+        faces = det.detect(rotated)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.found_by.startswith(f"rotated_{90 * turns}+")
+    # the points sit on the rotated photo's face: rotating them back gives the upright detection
+    h, w = astronaut.shape[:2]
+    upright = unrotate_points(face.points, -turns, w, h)
+    assert np.median(np.linalg.norm(upright - astronaut_face.points, axis=1)) < 3.0
+    x0, y0, x1, y1 = face.box
+    assert x0 <= face.points[:, 0].mean() <= x1 and y0 <= face.points[:, 1].mean() <= y1
+
+
+def test_one_face_seen_by_both_detectors_and_many_tiles_is_reported_once(detector, astronaut):
+    canvas = np.ones((1600, 1600, 3), np.float32)
+    big = np.asarray(Image.fromarray((astronaut * 255).astype(np.uint8)).resize((900, 900)),
+                     dtype=np.float32) / 255.0
+    canvas[300:1200, 350:1250] = big
+    from mediapipe.python.solutions.face_detection import FaceDetection
+
+    u8 = np.round(canvas * 255).astype(np.uint8)
+    for selection in (0, 1):
+        with FaceDetection(model_selection=selection, min_detection_confidence=0.5) as graph:
+            assert len(graph.process(u8).detections) == 1
+    assert len(detector.detect_boxes(canvas)) == 1
+    faces = detector.detect(canvas)
+    assert len(faces) == 1

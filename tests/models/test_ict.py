@@ -78,3 +78,27 @@ def test_malformed_obj_in_folder(tmp_path, ict_dir):
         load_ict_folder(folder)
     index = json.loads((folder / "vertex_indices.json").read_text())
     assert "expressions" in index
+
+
+def test_converted_cache_is_memory_mapped_and_equal(tmp_path, monkeypatch, ict_dir, ict_model):
+    import torch
+
+    from facerecon.models.ict import _cache_folder, load_ict_npz
+
+    monkeypatch.setenv("FACERECON_CACHE_DIR", str(tmp_path / "cache"))
+    src = ict_dir / "ict_facekit_light.npz"
+    first = load_ict_npz(src)  # converts and writes the cache
+    folder = _cache_folder(src)
+    assert folder.is_dir() and (folder / "identity_basis.npy").is_file()
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    second = load_ict_npz(src)  # from the memory-mapped cache
+    for m in (first, second):
+        assert torch.equal(m.identity_basis, ict_model.identity_basis) and torch.equal(m.mean, ict_model.mean)
+        assert m.expression_names == ict_model.expression_names and torch.equal(m.triangles, ict_model.triangles)
+    # a copy with another mtime is another cache entry
+    copy = tmp_path / "copy.npz"
+    copy.write_bytes(src.read_bytes())
+    assert _cache_folder(copy) != folder
+    # a damaged entry falls back to the source
+    (folder / "identity_basis.npy").write_bytes(b"broken")
+    assert torch.equal(load_ict_npz(src).identity_basis, ict_model.identity_basis)

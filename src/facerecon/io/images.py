@@ -12,6 +12,9 @@ What `load_image` does with each kind of file:
   about 20 MB, not 1.2 GB). Other formats are decoded in full first, so they are refused above
   `MAX_DECODE_PIXELS`.
 - A missing, empty, truncated or non-image file raises `ImageError` naming the file and the problem.
+
+`check_image_file` does the same checks without decoding (for a command line that answers at once),
+and `exif_focal_px` reads the camera's focal length in pixels from EXIF when the photo has it.
 """
 from __future__ import annotations
 
@@ -89,6 +92,98 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
         raise ImageError(f"{p}: too large to decode ({exc}); shrink it or save it as JPEG") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{p}: truncated or corrupt image ({exc})") from None
+
+
+def check_image_file(path: str | os.PathLike) -> None:
+    """Check, without decoding the pixels, that `path` is a readable image file.
+
+    Reads the header (Pillow's `verify`, which also checks PNG chunk CRCs): cheap enough to run on
+    every input before any model is loaded. Imports Pillow only.
+
+    Raises:
+        ImageError: missing, not a file, unreadable (permissions), empty, or not an image by content.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p}: file not found")
+    if not p.is_file():
+        raise ImageError(f"{p}: not a file")
+    if not os.access(p, os.R_OK):
+        raise ImageError(f"{p}: not readable (permission denied)")
+    if p.stat().st_size == 0:
+        raise ImageError(f"{p}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _open(p) as im:
+                im.verify()
+    except UnidentifiedImageError:
+        raise ImageError(f"{p}: not an image, or a format Pillow cannot read") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{p}: too large to decode ({exc}); shrink it or save it as JPEG") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{p}: truncated or corrupt image ({exc})") from None
+
+
+# EXIF tags (in the Exif sub-IFD 0x8769)
+_EXIF_IFD = 0x8769
+_FOCAL_LENGTH, _FOCAL_35MM = 0x920A, 0xA405
+_FOCAL_PLANE_X_RES, _FOCAL_PLANE_UNIT = 0xA20E, 0xA210
+_PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
+# FocalPlaneResolutionUnit: 2 inch, 3 cm (the standard); 4 mm and 5 um (written by some cameras)
+_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}
+_FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
+
+
+def exif_focal_px(path: str | os.PathLike, image_size_hw: tuple[int, int]) -> tuple[float, str] | None:
+    """The camera's focal length in pixels of an image of `image_size_hw`, from the file's EXIF.
+
+    Args:
+        path: the photo.
+        image_size_hw: (H, W) of the image the focal length is for (e.g. `load_image`'s result,
+            upright and possibly shrunk); EXIF sizes are converted to it.
+
+    Returns:
+        (focal_px, source) or None when the EXIF lacks what is needed or the file has none. Sources:
+        "FocalLengthIn35mmFilm": f35 * (image diagonal px) / (36x24 mm diagonal), the
+        35 mm-equivalent definition by the diagonal (equal to f35 / 36 * W for a 3:2 photo);
+        "FocalLength+FocalPlaneXResolution": FocalLength (mm) times the sensor's pixels per mm,
+        scaled from the EXIF pixel size (PixelXDimension, else the stored size) to this image.
+        The first is preferred: the focal-plane resolution is often missing or for another size.
+    """
+    from PIL import Image
+
+    h, w = (int(x) for x in image_size_hw)
+    if h < 1 or w < 1:
+        raise UsageError(f"image_size_hw must be positive, got {image_size_hw}")
+    try:
+        with Image.open(path) as im:
+            stored_w, stored_h = im.size
+            exif = im.getexif()
+            tags = dict(exif.get_ifd(_EXIF_IFD))
+    except (OSError, SyntaxError, ValueError, EOFError):
+        return None
+
+    def number(tag: int) -> float | None:
+        try:
+            value = float(tags[tag])
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            return None
+        return value if math.isfinite(value) and value > 0 else None
+
+    f35 = number(_FOCAL_35MM)
+    if f35 is not None:
+        return f35 * math.hypot(w, h) / _FULL_FRAME_DIAGONAL_MM, "FocalLengthIn35mmFilm"
+    focal_mm, x_res = number(_FOCAL_LENGTH), number(_FOCAL_PLANE_X_RES)
+    unit_mm = _UNIT_MM.get(int(tags.get(_FOCAL_PLANE_UNIT, 2) or 0))
+    if focal_mm is None or x_res is None or unit_mm is None:
+        return None
+    exif_w, exif_h = number(_PIXEL_X) or stored_w, number(_PIXEL_Y) or stored_h
+    # the sensor resolution is for the full-size image; the longer sides match whatever the rotation
+    scale = max(w, h) / max(exif_w, exif_h)
+    return focal_mm * x_res / unit_mm * scale, "FocalLength+FocalPlaneXResolution"
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray) -> None:

