@@ -12,7 +12,8 @@ true albedo:
 - sharpness: mean gradient magnitude (8-bit units per texel) on seen face texels, for the truth,
   this bake and today's `Reconstruction.texture()`-style texture (the photo sampled per vertex,
   interpolated in UV), all in the same atlas;
-- ms per bake (best of --repeat) vs the cost of today's per-vertex texture measured in the same run.
+- ms per bake (best of --repeat, wall clock and CPU time) vs the cost of today's per-vertex texture
+  measured in the same run (on a shared machine the wall clock grows with the load, CPU time less).
 
 Needs ict-facekit-light under $FACERECON_MODEL_DIR.
 """
@@ -132,16 +133,18 @@ def main() -> None:
     cam_verts = camera.transform(vt)[0].numpy()
     sh_np = sh[0].numpy()
 
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out, info = tex.bake(cam_verts, camera, photo, sh=sh_np)
         times.append(time.perf_counter() - t0)
-    legacy_times = []
+        cpu.append(time.process_time() - c0)
+    legacy_times, legacy_cpu = [], []
     for _ in range(args.repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         legacy = legacy_texture(model, tex, mean, cam_verts, camera, photo, size)
         legacy_times.append(time.perf_counter() - t0)
+        legacy_cpu.append(time.process_time() - c0)
 
     opaque = np.ones(len(tex.triangles), dtype=bool)
     for g in HIDDEN_GROUPS:
@@ -173,7 +176,8 @@ def main() -> None:
     print(f"sharpness on seen face texels (mean |grad|, 8-bit/texel): truth {sharp['truth']:.3f}, bake {sharp['bake']:.3f}, "
           f"today's {sharp['today']:.3f} (bake/today {sharp['bake'] / sharp['today']:.2f})")
     print(f"ms per bake (best of {args.repeat}): {min(times) * 1e3:.1f}; today's per-vertex texture: "
-          f"{min(legacy_times) * 1e3:.1f} (extra {1e3 * (min(times) - min(legacy_times)):+.1f} ms)")
+          f"{min(legacy_times) * 1e3:.1f} (extra {1e3 * (min(times) - min(legacy_times)):+.1f} ms); CPU time (all "
+          f"threads) {min(cpu) * 1e3:.1f} vs {min(legacy_cpu) * 1e3:.1f} ms")
     if args.save:
         from PIL import Image
 

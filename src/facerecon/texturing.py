@@ -260,7 +260,11 @@ class FaceTexturer:
                    else sh_shading(torch.as_tensor(normals)[None], torch.as_tensor(sh)[None])[0].numpy())
         per_texel = self.face_w @ np.concatenate([v, facing[:, None], shading], 1)
         depth, scale = depth_map(camera, v, self.occluders if occluders is None else occluders)
-        colors, w_a = unwrap_image(image, camera, per_texel[:, :3], per_texel[:, 3], depth, scale)
+        facing_t = per_texel[:, 3]
+        front = np.flatnonzero(facing_t > 0)  # the others cannot be seen: skip them
+        colors = np.zeros((len(facing_t), 3), np.float32)
+        w_a = np.zeros(len(facing_t), np.float32)
+        colors[front], w_a[front] = unwrap_image(image, camera, per_texel[front, :3], facing_t[front], depth, scale)
         alb_a = divide_shading(colors, per_texel[:, 4:].astype(np.float32))
         core = w_a * self.face_core
         skin = _weighted_median(alb_a, core) if (core > 0.5).sum() > 50 else DEFAULT_SKIN
