@@ -230,9 +230,9 @@ class Reconstruction:
             morph_weights = [float(x) for x in weights]
         return Mesh(
             vertices=self.vertices(full=True), triangles=self._visible_triangles(),
-            uv=None if m.uv is None else m.uv.cpu().numpy(),
+            uv=self.texture_uv(),
             uv_triangles=None if m.uv_triangles is None else m.uv_triangles.cpu().numpy()[self._visible_triangle_ids()],
-            texture=self.texture(), texture_file="albedo.png", colors=self.vertex_colors(), morph_targets=targets,
+            texture=self.texture(), texture_file="albedo.png", colors=self._mesh_colors(), morph_targets=targets,
             morph_weights=morph_weights, base_vertices=self.vertices(full=True, expression=False),
         )
 
@@ -280,6 +280,28 @@ class Reconstruction:
         cache["colors"] = np.clip(colors, 0, 1)
         return cache["colors"]
 
+    def _mesh_colors(self) -> np.ndarray:
+        """(V_full, 3) vertex colours for formats without textures (PLY): the texture sampled at each
+        vertex's UV (mean over its UV corners), or `vertex_colors()` without a texture."""
+        m = self.model
+        tex, uv = self._texture(1024)
+        if tex is None or m.uv_triangles is None:
+            return self.vertex_colors()
+        from scipy.ndimage import map_coordinates
+
+        size = tex.shape[0]
+        tris = m.triangles.cpu().numpy().ravel()
+        corners = uv[m.uv_triangles.cpu().numpy().ravel()]
+        rows, cols = (1.0 - corners[:, 1]) * size - 0.5, corners[:, 0] * size - 0.5
+        rgb = np.stack([map_coordinates(tex[..., k], [rows, cols], order=1, mode="nearest") for k in range(3)], 1)
+        total = np.zeros((m.num_vertices, 3))
+        np.add.at(total, tris, rgb)
+        count = np.bincount(tris, minlength=m.num_vertices)[:, None]
+        colors = self.vertex_colors().copy()
+        used = count[:, 0] > 0
+        colors[used] = total[used] / count[used]
+        return np.clip(colors, 0, 1)
+
     def _visible_view_vertices(self) -> np.ndarray:
         h, w = self.state.camera.image_size
         cam = self.state.pinhole(scale=min(1.0, 512.0 / max(h, w)))
@@ -305,15 +327,49 @@ class Reconstruction:
         return cols.astype(np.float64)
 
     def texture(self, size: int = 1024) -> np.ndarray | None:
-        """(size, size, 3) UV albedo map of the full model, islands grown by a few texels so that
-        mip-mapping shows no seams; None when the model has no UVs."""
+        """(size, size, 3) albedo texture of the whole head in the atlas layout of `texture_uv()`: the
+        photo unwrapped with per-texel visibility and the fitted shading divided out, the unseen
+        side mirrored, painted eyes and mouth (`facerecon.texturing`); for models without ICT's
+        material groups, the per-vertex colours rasterised in the model's own UVs. None without UVs."""
+        return self._texture(size)[0]
+
+    def texture_uv(self, size: int = 1024) -> np.ndarray | None:
+        """(T, 2) the UVs `texture()` is laid out in (use with the model's uv_triangles)."""
+        return self._texture(size)[1]
+
+    def _texture(self, size: int):
+        cache = self.__dict__.setdefault("_cache", {})
+        if ("texture", size) in cache:
+            return cache[("texture", size)]
         m = self.model
         if m.uv is None:
-            return None
+            return None, None
+        if "M_Face" in m.triangle_groups:
+            from .texturing import face_texture
+
+            scale = self.photo_scale
+            albedo = None
+            if self.albedo is not None:
+                view = self.view
+                albedo = np.full((m.num_vertices, 3), 0.6)
+                ids = view.parent_vertices.cpu().numpy() if view.parent_vertices is not None else slice(None)
+                albedo[ids] = self.albedo
+            iris = self.landmarks.points[468:478] * scale if len(self.landmarks.points) >= 478 else None
+            tex, uv, _ = face_texture(self.camera_vertices(True), self._visible_triangles(),
+                                      self.state.pinhole(scale=scale, dtype=torch.float64), self.photo_float,
+                                      self.sh, albedo, m, iris_points=iris, size=size)
+            cache[("texture", size)] = (np.clip(tex, 0, 1), uv)
+        else:
+            cache[("texture", size)] = (self._vertex_colour_texture(size), m.uv.cpu().numpy())
+        return cache[("texture", size)]
+
+    def _vertex_colour_texture(self, size: int) -> np.ndarray:
+        """The per-vertex colours rasterised in the model's UVs, islands grown so mip-maps show no seams."""
         from scipy import ndimage
 
         from .render import render_to_uv
 
+        m = self.model
         attrs = torch.as_tensor(self.vertex_colors()[None], dtype=torch.float32)
         tex, mask = render_to_uv(attrs, m.uv, m.uv_triangles, size, triangles=m.triangles)
         tex, mask = tex[0].numpy(), mask[0].numpy()
@@ -405,6 +461,8 @@ class Reconstruction:
         folder.mkdir(parents=True, exist_ok=True)
         mesh = self.mesh
         paths = {fmt: mesh.export(folder / f"mesh.{fmt}") for fmt in supported_formats()}
+        if (folder / "mesh.mtl").is_file():
+            paths["mtl"] = folder / "mesh.mtl"
         if mesh.texture is not None:
             paths["albedo"] = folder / mesh.texture_file
         paths["overlay"] = folder / "overlay.png"
