@@ -78,3 +78,45 @@ def test_three_js_in_chromium_loads_glb_and_obj(served, site):
     assert report["objLitPixels"] > 0.05 * 320 * 320, report
     assert shot.is_file() and shot.stat().st_size > 1000
     assert not [c for c in out["console"] if c.startswith(("error", "pageerror"))], out["console"]
+
+
+@pytest.fixture(scope="module")
+def astronaut_site(tmp_path_factory, ict_dir):
+    """The astronaut's real reconstruction (fast mode, photo texture) as `Reconstruction.save` writes it."""
+    import numpy as np
+    from skimage import data
+
+    from facerecon.pipeline import Reconstructor
+
+    root = tmp_path_factory.mktemp("astronaut")
+    with Reconstructor() as rec:
+        result = rec.reconstruct(data.astronaut().astype(np.float32) / 255.0, mode="fast")[0]
+    result.save(root)
+    shutil.copy(HERE / "page.html", root / "page.html")
+    (root / "three").symlink_to(NODE_MODULES / "three")
+    return root
+
+
+@pytest.mark.parametrize("yaw", [0, 90, 180])
+def test_three_js_shows_the_astronauts_textured_head_from_every_side(astronaut_site, yaw):
+    need("three", "puppeteer-core", chromium=True)
+    assert_khronos_valid(astronaut_site / "mesh.glb")
+    handler = functools.partial(_QuietHandler, directory=str(astronaut_site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / f"astronaut_three_yaw{yaw}.png"
+        run = subprocess.run(["node", str(HERE / "render_three.mjs"), f"http://127.0.0.1:{server.server_address[1]}",
+                              str(shot), f"yaw={yaw}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    report = out["report"]
+    assert "error" not in report, (report, out["console"])
+    assert out["failedRequests"] == []
+    assert report["morphNames"] == sorted(ARKIT_NAMES + ICT_EXTRAS)
+    assert report["glbTexture"] and report["glbTextureSize"] == [1024, 1024] and report["objTexture"]
+    assert report["objLitPixels"] > 0.05 * 320 * 320, report
