@@ -42,3 +42,16 @@ def test_vertex_normals_point_outward_and_match_the_differentiable_kernel():
 def test_unit_rows_turns_zero_rows_to_plus_z():
     out = unit_rows(np.array([[0.0, 0, 0], [3.0, 0, 4]]))
     np.testing.assert_allclose(out, [[0, 0, 1], [0.6, 0, 0.8]])
+
+
+def test_one_ply_reader_reads_what_the_writer_writes_with_colours(tmp_path):
+    from facerecon.geometry.meshfiles import read_ply
+    from facerecon.io import write_ply
+
+    v, f = _tetra()
+    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [9, 9, 9]]) / 255.0
+    for binary in (True, False):
+        path = write_ply(tmp_path / f"t{binary}.ply", v, f, colours, binary=binary)
+        rv, rf, rc = read_ply(path)
+        np.testing.assert_allclose(rv, v, atol=1e-6)
+        assert rf.shape == (4, 3) and rc.tolist()[0] == [255, 0, 0]

@@ -10,7 +10,7 @@ import torch
 
 from facerecon.errors import UsageError
 from facerecon.io import Mesh, read_obj_mesh, vertex_normals, write_obj
-from facerecon.models.obj_reader import read_obj
+from facerecon.geometry.meshfiles import read_obj
 
 from .meshes import ict_export_mesh, seamed_quad
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ImageError, UsageError
+from ..errors import ImageError, ModelError, UsageError
+from ..geometry.meshfiles import read_obj, read_ply
 
 MESH_SUFFIXES = (".obj", ".ply")
 
@@ -34,15 +35,16 @@ def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise ImageError(f"mesh file not found: {path}")
     suffix = path.suffix.lower()
+    if suffix not in MESH_SUFFIXES:
+        raise ImageError(f"{path}: unsupported mesh format {suffix!r}; use .obj or .ply")
     try:
         if suffix == ".obj":
-            vertices, triangles = _read_obj(path)
-        elif suffix == ".ply":
-            vertices, triangles = _read_ply(path)
+            obj = read_obj(path, allow_empty=True)
+            vertices, triangles = obj.vertices, obj.triangles
         else:
-            raise ImageError(f"{path}: unsupported mesh format {suffix!r}; use .obj or .ply")
-    except (ValueError, IndexError, KeyError, UnicodeDecodeError, OSError) as err:
-        raise ImageError(f"{path}: not a readable {suffix[1:].upper()} mesh ({err})") from None
+            vertices, triangles, _ = read_ply(path)
+    except ModelError as err:
+        raise ImageError(str(err)) from None
     if len(vertices) == 0:
         raise ImageError(f"{path}: the mesh has no vertices")
     if not np.isfinite(vertices).all():
@@ -50,164 +52,6 @@ def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if len(triangles) and (triangles.min() < 0 or triangles.max() >= len(vertices)):
         raise ImageError(f"{path}: a face refers to a vertex that does not exist")
     return vertices, triangles
-
-
-def _fan(polygons: list[list[int]]) -> np.ndarray:
-    tris = [(poly[0], poly[k], poly[k + 1]) for poly in polygons for k in range(1, len(poly) - 1)]
-    return np.array(tris, dtype=np.int64).reshape(-1, 3)
-
-
-def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    vertices: list[list[float]] = []
-    polygons: list[list[int]] = []
-    with open(path, encoding="utf-8", errors="strict") as fh:
-        for line in fh:
-            if line.startswith("v "):
-                vertices.append([float(x) for x in line.split()[1:4]])
-                if len(vertices[-1]) != 3:
-                    raise ValueError(f"vertex line with fewer than 3 coordinates: {line.strip()!r}")
-            elif line.startswith("f "):
-                poly = []
-                for token in line.split()[1:]:
-                    k = int(token.split("/", 1)[0])
-                    # OBJ counts from 1; negative indices count back from the latest vertex.
-                    poly.append(k - 1 if k > 0 else len(vertices) + k)
-                if len(poly) < 3:
-                    raise ValueError(f"face with fewer than 3 vertices: {line.strip()!r}")
-                polygons.append(poly)
-    return np.array(vertices, dtype=np.float64).reshape(-1, 3), _fan(polygons)
-
-
-_PLY_TYPES = {
-    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
-    "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
-}
-
-
-def _read_ply(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    data = path.read_bytes()
-    end = data.find(b"end_header")
-    if not data.startswith(b"ply") or end < 0:
-        raise ValueError("no 'ply' magic or no 'end_header'")
-    body_start = data.index(b"\n", end) + 1
-    header = data[:end].decode("ascii").splitlines()
-    fmt, elements = None, []  # elements: [name, count, [(prop name, type, list count type | None)]]
-    for line in header[1:]:
-        words = line.split()
-        if not words or words[0] in ("comment", "obj_info"):
-            continue
-        if words[0] == "format":
-            fmt = words[1]
-        elif words[0] == "element":
-            elements.append([words[1], int(words[2]), []])
-        elif words[0] == "property":
-            if words[1] == "list":
-                elements[-1][2].append((words[4], _PLY_TYPES[words[3]], _PLY_TYPES[words[2]]))
-            else:
-                elements[-1][2].append((words[2], _PLY_TYPES[words[1]], None))
-    if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
-        raise ValueError(f"unknown PLY format {fmt!r}")
-    reader = _PlyAscii(data[body_start:]) if fmt == "ascii" else _PlyBinary(
-        data, body_start, "<" if fmt == "binary_little_endian" else ">"
-    )
-    vertices, polygons = None, []
-    for name, count, props in elements:
-        rows = reader.read(count, props)
-        if name == "vertex":
-            vertices = np.stack([np.asarray(rows[k], dtype=np.float64) for k in "xyz"], axis=1)
-        elif name == "face":
-            key = next((p[0] for p in props if p[0] in ("vertex_indices", "vertex_index")), None)
-            if key is None:
-                raise ValueError("the face element has no vertex_indices list")
-            polygons = rows[key]
-    if vertices is None:
-        raise ValueError("no vertex element")
-    if isinstance(polygons, np.ndarray):  # all faces the same size: already an array
-        if polygons.shape[1] < 3:
-            raise ValueError("faces with fewer than 3 vertices")
-        k = np.arange(1, polygons.shape[1] - 1)
-        tris = np.stack([np.repeat(polygons[:, :1], len(k), 1), polygons[:, k], polygons[:, k + 1]], -1)
-        return vertices, tris.reshape(-1, 3).astype(np.int64)
-    return vertices, _fan(polygons)
-
-
-class _PlyAscii:
-    def __init__(self, body: bytes):
-        self._tokens = body.split()
-        self._pos = 0
-
-    def read(self, count: int, props) -> dict:
-        if all(p[2] is None for p in props):
-            n = count * len(props)
-            table = np.array(self._tokens[self._pos : self._pos + n], dtype=np.float64)
-            if table.size != n:
-                raise ValueError("the file ends before its last element")
-            self._pos += n
-            table = table.reshape(count, len(props))
-            return {p[0]: table[:, j] for j, p in enumerate(props)}
-        rows: dict = {p[0]: [] for p in props}
-        for _ in range(count):
-            for name, _, list_type in props:
-                if list_type is None:
-                    rows[name].append(float(self._tokens[self._pos]))
-                    self._pos += 1
-                else:
-                    n = int(self._tokens[self._pos])
-                    rows[name].append([int(t) for t in self._tokens[self._pos + 1 : self._pos + 1 + n]])
-                    self._pos += 1 + n
-        return rows
-
-
-class _PlyBinary:
-    def __init__(self, data: bytes, offset: int, order: str):
-        self._data, self._pos, self._order = data, offset, order
-
-    def read(self, count: int, props) -> dict:
-        o = self._order
-        if count == 0:
-            return {p[0]: [] for p in props}
-        if all(p[2] is None for p in props):
-            dtype = np.dtype([(p[0], o + p[1]) for p in props])
-            table = np.frombuffer(self._data, dtype, count, self._pos)
-            self._pos += count * dtype.itemsize
-            return {p[0]: table[p[0]] for p in props}
-        # Lists: assume every row has the first row's list lengths (true of triangle or quad
-        # meshes) and check it; fall back to reading row by row.
-        lengths, pos = [], self._pos
-        for name, kind, list_type in props:
-            if list_type is None:
-                pos += np.dtype(kind).itemsize
-            else:
-                lengths.append(int(np.frombuffer(self._data, o + list_type, 1, pos)[0]))
-                pos += np.dtype(list_type).itemsize + lengths[-1] * np.dtype(kind).itemsize
-        fields, it = [], iter(lengths)
-        for name, kind, list_type in props:
-            if list_type is None:
-                fields.append((name, o + kind))
-            else:
-                fields += [(name + "#n", o + list_type), (name, o + kind, (next(it),))]
-        dtype = np.dtype(fields)
-        if self._pos + count * dtype.itemsize <= len(self._data):
-            table = np.frombuffer(self._data, dtype, count, self._pos)
-            if all((table[p[0] + "#n"] == n).all() for p, n in zip([p for p in props if p[2]], lengths)):
-                self._pos += count * dtype.itemsize
-                return {p[0]: table[p[0]] for p in props}
-        rows: dict = {p[0]: [] for p in props}
-        for _ in range(count):
-            for name, kind, list_type in props:
-                if list_type is None:
-                    rows[name].append(np.frombuffer(self._data, o + kind, 1, self._pos)[0])
-                    self._pos += np.dtype(kind).itemsize
-                else:
-                    n = int(np.frombuffer(self._data, o + list_type, 1, self._pos)[0])
-                    self._pos += np.dtype(list_type).itemsize
-                    rows[name].append(np.frombuffer(self._data, o + kind, n, self._pos).tolist())
-                    self._pos += n * np.dtype(kind).itemsize
-        return rows
-
-
-# ------------------------------------------------------------------------------------ landmarks
 
 
 def read_landmarks(path: str | os.PathLike, n_points: int | None = None) -> np.ndarray:

@@ -131,9 +131,8 @@ def export_obj(mesh: Mesh, stem: str) -> dict[str, bytes]:
 
 def read_obj_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(V, 3) float64 positions and (F, 3) int64 triangles of an OBJ file; `ModelError` if unreadable.
-    (`facerecon.models.obj_reader.read_obj` also returns UVs and materials.)"""
-    # imported here: `facerecon.models` pulls in torch, which writing files does not need
-    from ..models.obj_reader import read_obj
+    (`facerecon.geometry.meshfiles.read_obj` also returns UVs and materials.)"""
+    from ..geometry.meshfiles import read_obj
 
     mesh = read_obj(path)
     return mesh.vertices, mesh.triangles

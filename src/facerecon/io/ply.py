@@ -11,18 +11,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ModelError
+from ..geometry.meshfiles import read_ply  # noqa: F401  (the one PLY reader; re-exported)
 from .arrays import mesh_arrays, orient_consistently, per_vertex
 
 if TYPE_CHECKING:
     from .mesh import Mesh
-
-_PLY_TYPES = {
-    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
-    "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
-}
-
 
 def ply_bytes(vertices, triangles, colors=None, binary: bool = True) -> bytes:
     """A PLY file's bytes: float32 x y z in mm, optional uchar red green blue, int triangle lists.
@@ -83,83 +76,3 @@ def export_ply(mesh: Mesh, stem: str) -> dict[str, bytes]:
     """
     triangles, conflicted = orient_consistently(mesh.vertices, mesh.triangles)
     return {f"{stem}.ply": ply_bytes(mesh.vertices, triangles[~conflicted], mesh.colors)}
-
-
-def read_ply(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Read a triangle PLY (binary little-endian or ASCII) as written by `write_ply`.
-
-    Returns:
-        (V, 3) float positions, (F, 3) int64 triangles, and (V, 3) uint8 colours or None.
-        Raises `ModelError` naming the file on anything it cannot read.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read ({exc})") from None
-    end = data.find(b"end_header\n")
-    if not data.startswith(b"ply\n") or end < 0:
-        raise ModelError(f"{path}: not a PLY file (no 'ply' magic or 'end_header')")
-    fmt, elements = None, []
-    for line in data[:end].decode("ascii", "replace").splitlines()[1:]:
-        words = line.split()
-        if not words or words[0] in ("comment", "obj_info"):
-            continue
-        if words[0] == "format":
-            fmt = words[1]
-        elif words[0] == "element":
-            elements.append((words[1], int(words[2]), []))
-        elif words[0] == "property" and elements:
-            elements[-1][2].append(words[1:])
-    if fmt not in ("binary_little_endian", "ascii"):
-        raise ModelError(f"{path}: PLY format {fmt!r} not supported (binary_little_endian or ascii)")
-    body = data[end + len(b"end_header\n"):]
-    try:
-        return _read_ply_body(body, fmt, elements)
-    except (ValueError, KeyError, IndexError) as exc:
-        raise ModelError(f"{path}: malformed or truncated PLY ({exc})") from None
-
-
-def _read_ply_body(body: bytes, fmt: str, elements: list) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    vertex = face = None
-    offset = 0
-    tokens = body.split() if fmt == "ascii" else None
-    for name, count, props in elements:
-        if props and props[0][0] == "list":
-            count_t, index_t = _PLY_TYPES[props[0][1]], _PLY_TYPES[props[0][2]]
-            if fmt == "ascii":
-                rows = np.asarray(tokens[offset:offset + 4 * count], dtype=np.int64).reshape(count, 4)
-                offset += 4 * count
-                counts, idx = rows[:, 0], rows[:, 1:]
-            else:
-                dt = np.dtype([("n", "<" + count_t), ("i", "<" + index_t, (3,))])
-                arr = np.frombuffer(body, dtype=dt, count=count, offset=offset)
-                offset += dt.itemsize * count
-                counts, idx = arr["n"], arr["i"]
-            if (counts != 3).any():
-                raise ValueError("only triangle faces are supported")
-            if name == "face":
-                face = idx.astype(np.int64)
-            continue
-        dt = np.dtype([(p[1], "<" + _PLY_TYPES[p[0]]) for p in props])
-        if fmt == "ascii":
-            n = len(props) * count
-            flat = np.asarray(tokens[offset:offset + n], dtype=np.float64)
-            if len(flat) != n:
-                raise ValueError(f"element {name!r} is truncated")
-            offset += n
-            arr = np.empty(count, dtype=dt)
-            for k, p in enumerate(props):
-                arr[p[1]] = flat[k::len(props)]
-        else:
-            arr = np.frombuffer(body, dtype=dt, count=count, offset=offset)
-            offset += dt.itemsize * count
-        if name == "vertex":
-            vertex = arr
-    if vertex is None or face is None:
-        raise ValueError("needs a vertex and a face element")
-    verts = np.stack([vertex[c] for c in "xyz"], axis=1)
-    colors = None
-    if "red" in vertex.dtype.names:
-        colors = np.stack([vertex[c] for c in ("red", "green", "blue")], axis=1).astype(np.uint8)
-    return verts, face, colors

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import ModelError
 from .morphable import LandmarkEmbedding, MorphableModel
-from .obj_reader import read_obj
+from ..geometry.meshfiles import read_obj
 
 CM_TO_MM = 10.0
 NPZ_NAME = "ict_facekit_light.npz"
