@@ -213,12 +213,13 @@ def detected_set(faces: list, points: list[np.ndarray]) -> DetectedSet:
 
     from facerecon.render import axis_angle_to_matrix
 
-    rot = axis_angle_to_matrix(torch.as_tensor(np.stack([f.rotation for f in faces]), dtype=torch.float64))
+    truth = [f.truth.to_numpy() for f in faces]
+    rot = axis_angle_to_matrix(torch.as_tensor(np.concatenate([t.params.rotation for t in truth]), dtype=torch.float64))
     return DetectedSet(
         vertices=np.stack([f.gt_vertices for f in faces]), rotation=rot.numpy(),
-        translation=np.stack([f.translation for f in faces]).astype(np.float64),
-        focal=np.array([f.focal for f in faces], dtype=np.float64),
-        principal=np.stack([f.principal for f in faces]).astype(np.float64),
+        translation=np.concatenate([t.params.translation for t in truth]),
+        focal=np.concatenate([t.camera.focal for t in truth]),
+        principal=np.concatenate([t.camera.principal for t in truth]),
         size=np.array([f.image_size for f in faces]), yaw=np.array([f.yaw_deg for f in faces]),
         pitch=np.array([f.pitch_deg for f in faces]), points=np.stack(points).astype(np.float64))
 

@@ -59,7 +59,7 @@ def test_full_mode_is_no_worse_than_fast_on_landmarks(reconstructor, astronaut, 
 
 
 def test_save_writes_every_output_and_they_read_back(fast_result, tmp_path):
-    paths = fast_result.save(tmp_path)
+    fast_result.save(tmp_path)
     for name in ("mesh.obj", "mesh.mtl", "albedo.png", "mesh.ply", "mesh.glb", "params.json", "overlay.png",
                  "landmarks.json"):
         assert (tmp_path / name).is_file(), name

@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from facerecon.errors import UsageError
-from facerecon.evaluation.alignment import Similarity, refine_to_scan, umeyama
+from facerecon.evaluation.alignment import Similarity, refine_to_scan
 from facerecon.evaluation.distance import scan_to_mesh_distance
 
 from .meshes import face_patch, random_similarity, sample_surface

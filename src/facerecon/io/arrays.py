@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UsageError
+from ..geometry.mesh import unit_rows, vertex_normals  # noqa: F401  (re-exported for the writers)
 
 
 def as_array(x, dtype, shape_tail: tuple[int, ...], what: str) -> np.ndarray:
@@ -65,23 +66,6 @@ def per_vertex(values, count: int, what: str) -> np.ndarray:
     if len(arr) != count:
         raise UsageError(f"{what} must be one per vertex ({count}), got {len(arr)}")
     return arr
-
-
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(V, 3), (F, 3) -> (V, 3) unit normals, the area-weighted mean of the adjacent faces' normals
-    (counter-clockwise = outward). A vertex in no (non-degenerate) triangle gets +z."""
-    v = np.asarray(vertices, dtype=np.float64)
-    tri = np.asarray(triangles, dtype=np.int64)
-    fn = np.cross(v[tri[:, 1]] - v[tri[:, 0]], v[tri[:, 2]] - v[tri[:, 0]])
-    idx = tri.T.reshape(-1)
-    summed = np.stack([np.bincount(idx, np.tile(fn[:, k], 3), minlength=len(v)) for k in range(3)], axis=1)
-    return unit_rows(summed)
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """(N, 3) rows scaled to unit length; (near-)zero rows become +z."""
-    length = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.where(length > 1e-12, vectors / np.maximum(length, 1e-300), np.array([0.0, 0.0, 1.0]))
 
 
 def used_index_map(triangles: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:

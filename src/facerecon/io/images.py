@@ -18,6 +18,7 @@ and `exif_focal_px` reads the camera's focal length in pixels from EXIF when the
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -47,7 +48,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
     Raises:
         ImageError: the file is missing, empty, not an image, truncated or corrupt, or too large.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     p = Path(path)
     if not p.exists():
@@ -58,7 +59,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
         raise ImageError(f"{p}: empty file (0 bytes)")
     if max_pixels < 1:
         raise UsageError(f"max_pixels must be >= 1, got {max_pixels}")
-    try:
+    with _pillow_errors(p):
         with warnings.catch_warnings():
             # we enforce our own pixel limits below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -84,14 +85,6 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
                         im = im.convert("RGBA")
                     im = im.reduce(factor)
                 return _to_float_rgb(im)
-    except ImageError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageError(f"{p}: not an image, or a format Pillow cannot read") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{p}: too large to decode ({exc}); shrink it or save it as JPEG") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{p}: truncated or corrupt image ({exc})") from None
 
 
 def check_image_file(path: str | os.PathLike) -> None:
@@ -103,7 +96,7 @@ def check_image_file(path: str | os.PathLike) -> None:
     Raises:
         ImageError: missing, not a file, unreadable (permissions), empty, or not an image by content.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     p = Path(path)
     if not p.exists():
@@ -114,11 +107,22 @@ def check_image_file(path: str | os.PathLike) -> None:
         raise ImageError(f"{p}: not readable (permission denied)")
     if p.stat().st_size == 0:
         raise ImageError(f"{p}: empty file (0 bytes)")
-    try:
+    with _pillow_errors(p):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with _open(p) as im:
                 im.verify()
+
+
+@contextlib.contextmanager
+def _pillow_errors(p: Path):
+    """Pillow's exceptions while reading `p` as `ImageError`s that name the file and the problem."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        yield
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         raise ImageError(f"{p}: not an image, or a format Pillow cannot read") from None
     except Image.DecompressionBombError as exc:
