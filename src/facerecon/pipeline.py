@@ -19,6 +19,7 @@ from .fitting import (FitResult, LandmarkFitConfig, LandmarkFitter, PhotometricF
                       correspondence_on)
 from .landmarks import (MEDIAPIPE478, FaceLandmarks, LandmarkDetector, create_detector, eyelid_pairs,
                         face_region_mask, inner_lip_pairs, load_correspondence)
+from .landmarks.error_model import LandmarkErrorModel
 from .models import MorphableModel, load_model
 from .reconstruction import QualityFlags, Reconstruction, photo_copy, register_model
 
@@ -39,6 +40,14 @@ class PipelineConfig:
     revert_margin_px: float = 0.5
     # an outline point this far (mm) above the middle of the face counts as forehead/hairline
     forehead_height_mm: float = 30.0
+    # use the detector's learned error model (landmarks.error_model): a second fast-fit pass on
+    # de-biased points, each weighted by its own noise at the first pass's yaw
+    landmark_error_model: bool = True
+    # the error model's sigmas are per point; neighbouring points' errors are correlated, so the
+    # information is less than independent points would give: sigmas are multiplied by this
+    # (calibrated on training renders by scripts/calibrate_fit_priors.py, never on a benchmark)
+    noise_inflation: float = 1.0
+    max_point_weight: float = 4.0
     # relative weight of the upper face outline (forehead/hairline), where detectors disagree most
     forehead_outline_weight: float = 0.3
     # after the full fit, re-fit expression, pose and focal length to the landmarks with the
@@ -83,6 +92,7 @@ class Reconstructor:
         self.correspondence = correspondence_on(self.view, emb.as_embedding(), sliding=emb.sliding.cpu().numpy())
         self.landmark_weights = self._landmark_weights(emb)
         self.fast_fitter = LandmarkFitter(self.view, self.correspondence)
+        self._error_models: dict[str, LandmarkErrorModel] = {}
         self._full_fitter: PhotometricFitter | None = None
         self._own_detector = detector is None
         self.detector = detector if detector is not None else create_detector("mediapipe", max_num_faces=max(max_faces, 4))
@@ -179,6 +189,10 @@ class Reconstructor:
         quality = QualityFlags(tiny_face=float(face.box[2] - face.box[0]) < MIN_FACE_PX)
         t = time.perf_counter()
         fast = self.fast_fitter.fit(points, (h, w), weights, cfg.landmark, focal=focal)
+        model = self._error_model()
+        if model is not None:
+            points, weights = self._apply_error_model(model, face.points, weights, fast)
+            fast = self.fast_fitter.fit(points, (h, w), weights, cfg.landmark, focal=focal, init=fast)
         timings["fast_fit_s"] = time.perf_counter() - t
         fit_used: FitResult = fast
         losses = {"fast": {"landmark_rms_px": fast.rms_px}}
@@ -196,6 +210,26 @@ class Reconstructor:
             photo=photo, correspondence=fit_used.correspondence, landmark_weights=weights,
             corrective=fit_used.corrective, quality=quality, losses=losses, timings=timings,
         )
+
+    def _error_model(self) -> LandmarkErrorModel | None:
+        name = getattr(self.detector, "error_model", None)
+        if not self.config.landmark_error_model or name is None:
+            return None
+        if name not in self._error_models:
+            self._error_models[name] = LandmarkErrorModel.load()
+        return self._error_models[name]
+
+    def _apply_error_model(self, model: LandmarkErrorModel, points: np.ndarray, weights: np.ndarray,
+                           first: FitResult) -> tuple[np.ndarray, np.ndarray]:
+        """De-biased points and per-point weights (sigma0 / (inflation * sigma_i))^2 at the first fit's yaw."""
+        cfg = self.config
+        yaw = float(first.state.params.pose_deg()[0, 0])
+        face_size = float(np.linalg.norm(np.ptp(points[weights > 0], axis=0)))
+        corrected, sigma = model.correct(points, yaw, face_size)
+        sigma0 = cfg.landmark.noise.sigma * face_size
+        scale = np.clip((sigma0 / (cfg.noise_inflation * np.maximum(sigma, 1e-3 * face_size))) ** 2, 0.0,
+                        cfg.max_point_weight)
+        return corrected, weights * scale
 
     def _full_fit(self, image, face, points, weights, fast: FitResult, focal, quality: QualityFlags, losses: dict,
                   timings: dict) -> FitResult:

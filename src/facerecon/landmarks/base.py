@@ -94,6 +94,9 @@ class LandmarkDetector(ABC):
     """
 
     scheme: str = MEDIAPIPE478
+    # the name of this detector's learned error model (landmarks.error_model), or None: the fits
+    # then trust every point equally
+    error_model: str | None = None
 
     @abstractmethod
     def detect(self, image: np.ndarray) -> list[FaceLandmarks]:

@@ -71,6 +71,8 @@ class MediaPipeDetector(LandmarkDetector):
 
     scheme = MEDIAPIPE478
 
+    error_model = "mediapipe478"
+
     def __init__(self, max_num_faces: int = 5, min_detection_confidence: float = 0.5,
                  min_face_size: float | None = None, rotations: bool = True) -> None:
         if int(max_num_faces) < 1:
