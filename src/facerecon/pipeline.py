@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,7 @@ class Reconstructor:
         self.landmark_weights = self._landmark_weights(emb)
         self.fast_fitter = LandmarkFitter(self.view, self.correspondence)
         self._full_fitter: PhotometricFitter | None = None
+        self._fixed_focal_fitter: PhotometricFitter | None = None
         self._own_detector = detector is None
         self.detector = detector if detector is not None else create_detector("mediapipe", max_num_faces=max(max_faces, 4))
         self.identity_metric = identity_metric
@@ -91,6 +93,15 @@ class Reconstructor:
         if self._full_fitter is None:
             self._full_fitter = PhotometricFitter(self.view.to(self.device), self.config.photometric)
         return self._full_fitter
+
+    @property
+    def fixed_focal_fitter(self) -> PhotometricFitter:
+        """The full fitter with the focal length held (a known focal length)."""
+        if self._fixed_focal_fitter is None:
+            cfg = self.config.photometric
+            cfg = dataclasses.replace(cfg, learning_rates={**cfg.learning_rates, "log_focal": 0.0})
+            self._fixed_focal_fitter = PhotometricFitter(self.view.to(self.device), cfg)
+        return self._fixed_focal_fitter
 
     def _identity_similarity(self, rec: Reconstruction) -> dict:
         """Cosine similarity of face embeddings of the photo and the rendered reconstruction."""
@@ -130,18 +141,22 @@ class Reconstructor:
         return w
 
     # ------------------------------------------------------------------ the job
-    def reconstruct(self, image: np.ndarray | str | Path, mode: str = "fast") -> list[Reconstruction]:
+    def reconstruct(self, image: np.ndarray | str | Path, mode: str = "fast",
+                    focal: float | None = None) -> list[Reconstruction]:
         """Reconstruct up to `max_faces` faces of one image, largest first.
 
         Args:
             image: a path, or (H, W, 3) float32 RGB in [0, 1] (uint8 is accepted too).
             mode: "fast" (landmark fit) or "full" (landmark fit, then the photometric fit).
+            focal: the camera's focal length in px when known (then held fixed), else estimated.
 
         Raises:
             NoFaceError: no face in the image. ImageError: the file cannot be read.
         """
         if mode not in MODES:
             raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
+        if focal is not None and not (np.isfinite(focal) and focal > 0):
+            raise UsageError(f"focal must be a positive number of pixels, got {focal!r}")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         source = None
@@ -160,7 +175,7 @@ class Reconstructor:
             raise NoFaceError(f"no face found in {source or f'the {w}x{h} image'}")
         results = []
         for index, face in enumerate(faces[: self.max_faces]):
-            rec = self._fit_face(image, face, mode, dict(timings))
+            rec = self._fit_face(image, face, mode, dict(timings), focal)
             rec.face_index = index
             rec.faces_detected = len(faces)
             rec.source = source
@@ -173,7 +188,8 @@ class Reconstructor:
             results.append(rec)
         return results
 
-    def _fit_face(self, image: np.ndarray, face: FaceLandmarks, mode: str, timings: dict) -> Reconstruction:
+    def _fit_face(self, image: np.ndarray, face: FaceLandmarks, mode: str, timings: dict,
+                  focal: float | None = None) -> Reconstruction:
         h, w = image.shape[:2]
         if face.scheme != MEDIAPIPE478:
             raise UsageError(f"the pipeline fits MediaPipe's 478 points; got {face.scheme}")
@@ -184,7 +200,7 @@ class Reconstructor:
         if box_w < MIN_FACE_PX:
             quality["tiny_face"] = True
         t = time.perf_counter()
-        fast = self.fast_fitter.fit(points, (h, w), weights, self.config.landmark)
+        fast = self.fast_fitter.fit(points, (h, w), weights, self.config.landmark, focal=focal)
         timings["fast_fit_s"] = time.perf_counter() - t
         fit_used = fast
         sh = None
@@ -195,7 +211,8 @@ class Reconstructor:
             t = time.perf_counter()
             skin = face_region_mask(face, (h, w))
             try:
-                full = self.full_fitter.fit(image, points, weights, skin, fast, self.eye_pairs, self.lip_pairs)
+                fitter = self.full_fitter if focal is None else self.fixed_focal_fitter
+                full = fitter.fit(image, points, weights, skin, fast, self.eye_pairs, self.lip_pairs)
             except FitError as exc:
                 quality["full_mode_failed"] = str(exc)
                 full = None
@@ -204,8 +221,8 @@ class Reconstructor:
                 losses["full"] = {"landmark_rms_px": full.rms_px, **{f"final_{k}": v for k, v in
                                                                      full.losses.get("final", {}).items()}}
                 if self.config.landmark_polish:
-                    polished = self.fast_fitter.fit(points, (h, w), weights, self.config.landmark, init=full,
-                                                    freeze_identity=True,
+                    polished = self.fast_fitter.fit(points, (h, w), weights, self.config.landmark, focal=focal,
+                                                    init=full, freeze_identity=True,
                                                     freeze_expression=not self.config.polish_expression)
                     losses["full"]["polished_landmark_rms_px"] = polished.rms_px
                     full.expression, full.rotation, full.translation = (polished.expression, polished.rotation,
