@@ -142,7 +142,8 @@ class HeldoutScene:
         self._iris_radius = _iris_radius(mean, eyes, self.parts["iris"])
         self._follow = _followers(mean, self.skin, [region("eyeball_left"), region("eyeball_right"),
                                                     np.concatenate([region("teeth"), region("gums_and_tongue")])])
-        self.bumps = _deformation_bumps(mean, lm, self.skin, model.triangles)
+        self.outward = _outward(mean, lm)
+        self.bumps = _deformation_bumps(mean, lm, self.skin, self.outward)
         self._uv_atlas(model, tris, keep)
 
     # ------------------------------------------------------------------ the UV atlas
@@ -181,7 +182,7 @@ class HeldoutScene:
         3D offset over the face region, drawn from DEFORMATION_RMS_RANGE_MM."""
         offset = np.zeros_like(vertices)
         for bump in self.bumps:
-            amp = rng.normal(0.0, bump.sd_mm)
+            amp = np.clip(rng.normal(0.0, 1.0), -2.0, 2.0) * bump.sd_mm
             offset += amp * bump.field * (1.0 + rng.normal(0.0, 0.12))  # a little asymmetry: see below
         # left/right asymmetry: scale the left half and the right half differently, smoothly
         tilt = rng.normal(0.0, 0.12)
@@ -190,7 +191,7 @@ class HeldoutScene:
         centre = self.mean[rng.choice(self.face_region)]
         sigma = rng.uniform(18.0, 30.0)
         w = np.exp(-((self.mean - centre) ** 2).sum(1) / (2 * sigma**2))
-        offset += rng.normal(0.0, 0.6) * w[:, None] * _mean_normals(self)
+        offset += rng.normal(0.0, 0.6) * w[:, None] * self.outward
         offset[~np.isin(np.arange(len(offset)), self.skin)] = 0.0
         rms = float(rng.uniform(*DEFORMATION_RMS_RANGE_MM))
         current = float(np.sqrt(np.mean(np.sum(offset[self.face_region] ** 2, 1))))
@@ -318,21 +319,17 @@ def heldout_yaw_bin(yaw_deg: float) -> int:
 # ----------------------------------------------------------------------------------- geometry
 
 
-def _mean_normals(scene: HeldoutScene) -> np.ndarray:
-    if not hasattr(scene, "_normals"):
-        from ..render import vertex_normals
+def _outward(mean: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """(V, 3) a smooth outward direction field: away from an axis through the middle of the head.
+    Unlike the mesh normals it does not flip across the folds of the lids and lips, so offsets
+    along it stay smooth."""
+    centre = np.array([0.0, lm[30, 1], 0.0])
+    d = (mean - centre) * np.array([1.0, 0.3, 1.0])
+    return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
 
-        with torch.no_grad():
-            scene._normals = vertex_normals(torch.as_tensor(scene.mean)[None], scene.model.triangles)[0].numpy()
-    return scene._normals
 
-
-def _deformation_bumps(mean: np.ndarray, lm: np.ndarray, skin: np.ndarray, triangles: torch.Tensor) -> list[_Bump]:
+def _deformation_bumps(mean: np.ndarray, lm: np.ndarray, skin: np.ndarray, outward: np.ndarray) -> list[_Bump]:
     """The named anatomical deformations, each (V, 3) at 1 mm peak, zero off the skin."""
-    from ..render import vertex_normals
-
-    with torch.no_grad():
-        normals = vertex_normals(torch.as_tensor(mean)[None], triangles)[0].numpy()
     on_skin = np.zeros(len(mean), dtype=bool)
     on_skin[skin] = True
 
@@ -350,26 +347,26 @@ def _deformation_bumps(mean: np.ndarray, lm: np.ndarray, skin: np.ndarray, trian
         f = gauss(left, sigma)[:, None] * d_left + gauss(right, sigma)[:, None] * d_right
         return _Bump(name, f, sd)
 
-    def along_normal(name, centres, sigma, sd):
+    def along_outward(name, centres, sigma, sd):
         w = sum(gauss(c, sigma) for c in centres)
-        return _Bump(name, w[:, None] * normals, sd)
+        return _Bump(name, w[:, None] * outward, sd)
 
     brow_y = lm[17:27, 1].max()
     forehead_ramp = np.clip((mean[:, 1] - brow_y) / 45.0, 0.0, 1.2) * gauss(lm[27] + [0.0, 45.0, -10.0], 45.0)
     cheek_l = (lm[1] + lm[31] + lm[41]) / 3 + [0.0, 0.0, 8.0]
     cheek_r = (lm[15] + lm[35] + lm[46]) / 3 + [0.0, 0.0, 8.0]
     return [
-        _Bump("nose_length", gauss(lm[30], 9.0)[:, None] * unit(0.0, -0.45, 1.0), 2.5),
-        _Bump("nose_bridge", gauss((lm[27] + 2 * lm[28]) / 3, 8.0)[:, None] * unit(0.0, 0.0, 1.0), 2.0),
-        pair("nose_width", lm[31], lm[35], 7.0, unit(1.0, 0.0, 0.2), 1.5),
-        _Bump("chin_depth", gauss((2 * lm[8] + lm[57]) / 3 + [0.0, 0.0, -4.0], 13.0)[:, None] * unit(0.0, -0.2, 1.0), 3.0),
-        _Bump("chin_length", gauss(lm[8], 16.0)[:, None] * unit(0.0, -1.0, 0.0), 2.0),
-        pair("jaw_width", lm[4] + [0.0, 0.0, -15.0], lm[12] + [0.0, 0.0, -15.0], 20.0, unit(1.0, 0.0, 0.0), 3.0),
-        along_normal("cheek_fullness", [cheek_l, cheek_r], 17.0, 2.5),
-        _Bump("forehead_slope", forehead_ramp[:, None] * unit(0.0, 0.0, 1.0), 3.0),
-        pair("brow_ridge", lm[19] + [0.0, 4.0, 0.0], lm[24] + [0.0, 4.0, 0.0], 10.0, unit(0.0, 0.0, 1.0), 2.0,
+        _Bump("nose_length", gauss(lm[30], 12.0)[:, None] * unit(0.0, -0.45, 1.0), 3.5),
+        _Bump("nose_bridge", gauss((lm[27] + 2 * lm[28]) / 3, 11.0)[:, None] * unit(0.0, 0.0, 1.0), 2.5),
+        pair("nose_width", lm[31], lm[35], 9.0, unit(1.0, 0.0, 0.2), 2.0),
+        _Bump("chin_depth", gauss((2 * lm[8] + lm[57]) / 3 + [0.0, 0.0, -4.0], 18.0)[:, None] * unit(0.0, -0.2, 1.0), 4.0),
+        _Bump("chin_length", gauss(lm[8], 20.0)[:, None] * unit(0.0, -1.0, 0.0), 2.5),
+        pair("jaw_width", lm[4] + [0.0, 0.0, -15.0], lm[12] + [0.0, 0.0, -15.0], 28.0, unit(1.0, 0.0, 0.0), 4.5),
+        along_outward("cheek_fullness", [cheek_l, cheek_r], 24.0, 3.5),
+        _Bump("forehead_slope", forehead_ramp[:, None] * unit(0.0, 0.0, 1.0), 4.0),
+        pair("brow_ridge", lm[19] + [0.0, 4.0, 0.0], lm[24] + [0.0, 4.0, 0.0], 14.0, unit(0.0, 0.0, 1.0), 2.5,
              mirror_x=False),
-        _Bump("lip_protrusion", gauss((lm[51] + lm[57]) / 2, 10.0)[:, None] * unit(0.0, 0.0, 1.0), 1.5),
+        _Bump("lip_protrusion", gauss((lm[51] + lm[57]) / 2, 13.0)[:, None] * unit(0.0, 0.0, 1.0), 2.0),
     ]
 
 
