@@ -166,3 +166,15 @@ def test_landmarks_json_has_the_fitted_68_points_on_both_conventions(fast_result
     contour = np.array(w300["points_2d_px"])
     np.testing.assert_allclose(contour[17:], p2[17:])  # only the jaw line differs
     assert "AFLW2000-3D" in aflw["convention"] and "300W" in w300["convention"]
+
+
+def test_a_reconstruction_is_light_to_pickle_and_works_after(fast_result, tmp_path):
+    import pickle
+
+    blob = pickle.dumps(fast_result)
+    assert len(blob) < 5_000_000, len(blob)
+    assert b"identity_basis" not in blob  # the model's bases stay behind
+    again = pickle.loads(blob)
+    np.testing.assert_allclose(again.vertices(), fast_result.vertices())
+    again.save(tmp_path)
+    assert (tmp_path / "mesh.glb").is_file()
