@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+
+from facerecon.errors import UsageError
+from facerecon.fitting.detail import DetailConfig, displace_vertices, fit_detail, uv_maps
+from facerecon.fitting.detail_losses import symmetry_loss
+from facerecon.fitting.state import FaceState
+from facerecon.render import render_mesh
+from facerecon.render.normal_map import bump_normals, tangent_space_normal_map
+
+
+def _plane(s=32, texel=0.5):
+    i, j = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
+    p = torch.stack([j * texel, (s - 1 - i) * texel, torch.zeros(s, s)], -1)[None].double()
+    n = torch.zeros_like(p)
+    n[..., 2] = 1
+    return p, n, torch.ones(1, s, s, dtype=torch.bool), j.double()[None] * texel
+
+
+def test_displacement_moves_vertices_along_their_normals():
+    v = np.zeros((3, 3))
+    n = np.array([[0, 0, 1.0], [1.0, 0, 0], [0, 1.0, 0]])
+    out = displace_vertices(v, n, np.array([0.5, -0.2, 1.0]))
+    np.testing.assert_allclose(out, [[0, 0, 0.5], [-0.2, 0, 0], [0, 1.0, 0]])
+    with pytest.raises(UsageError):
+        displace_vertices(v, n, np.zeros(2))
+
+
+def test_bump_normals_of_a_ramp_and_zero_displacement():
+    p, n, m, x = _plane()
+    flat = bump_normals(p, n, torch.zeros_like(x), m)
+    torch.testing.assert_close(flat, n)
+    tilted = bump_normals(p, n, 0.1 * x, m)[0, 10, 10]
+    torch.testing.assert_close(tilted, torch.tensor([-0.1, 0.0, 1.0], dtype=torch.float64) / np.sqrt(1.01))
+    ts = tangent_space_normal_map(p, n, 0.1 * x, m)[0, 10, 10] * 2 - 1
+    torch.testing.assert_close(ts, tilted)
+
+
+def test_symmetry_loss_is_zero_for_a_mirrored_map_only():
+    d = torch.rand(1, 8, 8)
+    mask = torch.ones(1, 8, 8, dtype=torch.bool)
+    sym = (d + torch.flip(d, dims=[-1])) / 2
+    assert float(symmetry_loss(sym, mask)) < 1e-7
+    assert float(symmetry_loss(d, mask)) > 0.01
+
+
+def test_a_face_without_planted_detail_keeps_a_small_map(ict_model):
+    m = ict_model
+    with torch.no_grad():
+        verts = m.mean.double().numpy()
+    state = FaceState.single(np.zeros(m.num_identity), np.zeros(m.num_expression), np.zeros(3),
+                             np.array([0.0, -20.0, -700.0]), 600.0, np.array([128.0, 128.0]), (256, 256),
+                             sh=np.r_[[[1.0, 1.0, 1.0]], [[0.3, 0.3, 0.3]], [[0.4, 0.4, 0.4]], [[0.6, 0.6, 0.6]],
+                                      np.zeros((5, 3))])
+    albedo = np.full((m.num_vertices, 3), 0.6)
+    with torch.no_grad():
+        img = render_mesh(torch.as_tensor(verts[None]).float(), m.triangles, state.pinhole(),
+                          colors=torch.as_tensor(albedo).float(), sh=torch.as_tensor(state.appearance.sh).float(),
+                          antialias=False).image[0].numpy()
+    det = fit_detail(m, verts, state, img, albedo, config=DetailConfig(size=128))
+    assert det.seen.any()
+    assert det.rms_mm() < 0.1
+    assert np.abs(det.displacement).max() <= 1.0
+
+
+def test_detail_needs_a_light(ict_model):
+    m = ict_model
+    state = FaceState.single(np.zeros(m.num_identity), np.zeros(m.num_expression), np.zeros(3),
+                             np.array([0.0, 0.0, -700.0]), 600.0, np.array([64.0, 64.0]), (128, 128))
+    with pytest.raises(UsageError, match="SH light"):
+        fit_detail(m, m.mean.double().numpy(), state, np.zeros((128, 128, 3)), np.zeros((m.num_vertices, 3)))
+
+
+def test_uv_maps_mark_the_region(ict_model):
+    maps = uv_maps(ict_model, ict_model.mean.double().numpy(), 64, "narrow_face")
+    assert maps.region.sum() > 100 and bool((maps.region <= maps.inside).all())
