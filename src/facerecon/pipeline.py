@@ -48,6 +48,9 @@ class PipelineConfig:
     # (calibrated on training renders by scripts/calibrate_fit_priors.py, never on a benchmark)
     noise_inflation: float = 1.0
     max_point_weight: float = 4.0
+    # with the error model: fixed (non-sliding) points whose surface faces away from the camera by
+    # more than this cosine are dropped (self-occluded: the detector's point is elsewhere)
+    drop_facing_below: float = -0.1
     # relative weight of the upper face outline (forehead/hairline), where detectors disagree most
     forehead_outline_weight: float = 0.3
     # after the full fit, re-fit expression, pose and focal length to the landmarks with the
@@ -229,7 +232,8 @@ class Reconstructor:
         sigma0 = cfg.landmark.noise.sigma * face_size
         scale = np.clip((sigma0 / (cfg.noise_inflation * np.maximum(sigma, 1e-3 * face_size))) ** 2, 0.0,
                         cfg.max_point_weight)
-        return corrected, weights * scale
+        hidden = (self.fast_fitter.landmark_facing(first) < cfg.drop_facing_below) & ~first.correspondence.sliding
+        return corrected, np.where(hidden, 0.0, weights * scale)
 
     def _full_fit(self, image, face, points, weights, fast: FitResult, focal, quality: QualityFlags, losses: dict,
                   timings: dict) -> FitResult:

@@ -88,3 +88,20 @@ def test_correspondence_on_a_view_matches_the_full_model(ict_model, ict_head):
     eyeball = ict_model.view("eyeball_left")
     with pytest.raises(UsageError, match="outside the view"):
         correspondence_on(eyeball, ict_model.landmarks68, parent=ict_model)
+
+
+def test_landmark_facing_is_negative_on_the_far_side_of_a_turned_face(ict_head):
+    from facerecon.fitting.state import FaceState
+    from facerecon.fitting.result import FitDiagnostics, FitResult
+
+    rng = np.random.default_rng(1)
+    ids = rng.choice(ict_head.regions["face"].numpy(), 400, replace=False)
+    corr = VertexCorrespondence(np.stack([ids] * 3, 1), np.tile([1.0, 0, 0], (400, 1)), np.zeros(400, bool))
+    fitter = LandmarkFitter(ict_head, corr)
+    mean = ict_head.mean.double().numpy()
+    for yaw, far in ((1.2, 1.0), (-1.2, -1.0)):  # about +-70 degrees: the cheek turned away faces away
+        state = FaceState.single(np.zeros(100), np.zeros(53), [0.0, yaw, 0.0], [0.0, 0.0, -600.0], 800.0,
+                                 [200.0, 200.0], (400, 400))
+        facing = fitter.landmark_facing(FitResult(state, corr, FitDiagnostics(np.zeros((1, 400)))))
+        far_side = far * mean[ids, 0] > 40.0
+        assert far_side.any() and np.median(facing[far_side]) < 0 < np.median(facing[~far_side])

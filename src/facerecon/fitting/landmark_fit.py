@@ -309,6 +309,17 @@ class LandmarkFitter:
                          FitDiagnostics(residual[None], seconds=time.perf_counter() - t0, iterations=len(history),
                                         history=history))
 
+    def landmark_facing(self, fit: FitResult) -> np.ndarray:
+        """(L,) cosine between each landmark's surface normal (at its first vertex, mean shape) and the
+        ray to the camera under `fit`'s pose: negative on the far side of a turned face, where a
+        detector's point cannot be the surface point it is paired with."""
+        st = fit.state.to_numpy()
+        r_mat = axis_angle_to_matrix_np(st.params.rotation[0])
+        li = self.local_index[fit.correspondence.vertex_ids[:, 0]]
+        y = self.local_mean[li] @ r_mat.T + st.params.translation[0]
+        n = self.local_normals[li] @ r_mat.T
+        return -(n * y).sum(1) / np.maximum(np.linalg.norm(y, axis=1), 1e-9)
+
     # ------------------------------------------------------------------ pieces
     def _landmark_bases(self, vids: np.ndarray, bary: np.ndarray, local_basis: np.ndarray):
         """Mean (L, 3) and the shape basis (L, 3, k_id + E) of the landmark points."""
