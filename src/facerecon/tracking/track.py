@@ -33,10 +33,10 @@ from ..fitting import LandmarkFitConfig
 from ..io.animation import HeadAnimation, quaternions_wxyz
 from ..io.video import LANDMARK_MAX_SIDE, VideoDecodeError, VideoFrame, frames_from_arrays, read_frames
 from ..landmarks import FaceLandmarks
-from ..models.arkit import ARKIT_NAMES, arkit_weights, gltf_weights, uses_ict_names
+from ..models.arkit import ARKIT_NAMES, ICT_EXTRAS, arkit_weights, gltf_weights, uses_ict_names
 from ..pipeline import Reconstructor
 from ..reconstruction import Reconstruction, photo_copy
-from .gaps import INTERPOLATED, LOST, MAX_GAP_FRAMES, TRACKED, fill_gaps
+from .gaps import LOST, MAX_GAP_FRAMES, TRACKED, fill_gaps
 from .identity import NUM_KEYFRAMES, identity_from_keyframes, personalised_view, rough_pose_deg, select_keyframes
 from .landmarks import FaceLandmarkTracker
 from .smoothing import TEMPORAL_TERM, OneEuroFilter
@@ -170,8 +170,7 @@ class Track:
         weights = []
         for i in keep:
             main, extra = gltf_weights(names, self.expression[i])
-            by_name = dict(zip(list(ARKIT_NAMES) + ["browInnerUp_L", "browInnerUp_R", "cheekPuff_L", "cheekPuff_R"],
-                               main + extra))
+            by_name = dict(zip(ARKIT_NAMES + ICT_EXTRAS, main + extra))
             missing = [n for n in target_names if n not in by_name]
             if missing:
                 raise UsageError(f"the mesh has morph targets the track does not drive: {missing[:5]}")
