@@ -50,6 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-existing", action="store_true",
                    help="skip images whose output folder already holds params.json (continue a stopped run)")
 
+    p = sub.add_parser("track", help="track a face through a video: ARKit curves, animated glTF, preview")
+    p.add_argument("video")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("--model", default="ict", help="model name or path")
+    p.add_argument("--smoothing", default="term", choices=["term", "one_euro", "none"])
+    p.add_argument("--no-preview", action="store_true", help="skip preview.mp4 (it renders every frame)")
+    p.add_argument("--offline", action="store_true", help="never download a model")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+    p = sub.add_parser("retarget", help="apply a track's expressions and head motion to another reconstruction")
+    p.add_argument("--source", required=True, help="output folder of `facerecon track`")
+    p.add_argument("--target", required=True, help="output folder of `facerecon reconstruct`")
+    p.add_argument("-o", "--out", required=True, help="animated GLB to write")
+
     ev = sub.add_parser("eval", help="accuracy evaluation")
     esub = ev.add_subparsers(dest="eval_command", required=True)
     p = esub.add_parser("now", help="NoW-protocol scan-to-mesh error of predicted meshes against scans")
@@ -106,6 +120,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return reconstruct_command(images, args.out, mode=args.mode, device=args.device, model=args.model,
                                    max_faces=args.max_faces, offline=args.offline, as_json=args.json,
                                    skip_existing=args.skip_existing)
+    if args.command == "track":
+        from .commands.track import track_command
+
+        return track_command(args.video, args.out, model=args.model, smoothing=args.smoothing,
+                             preview=not args.no_preview, offline=args.offline, as_json=args.json)
+    if args.command == "retarget":
+        from .commands.retarget import retarget_command
+
+        return retarget_command(args.source, args.target, args.out)
     if args.command == "eval":
         if args.eval_command == "now":
             from .commands.evaluate import eval_now_command
