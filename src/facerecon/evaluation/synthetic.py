@@ -227,7 +227,7 @@ def write_synthetic_set(faces: list[SyntheticFace], out_dir: str | os.PathLike, 
         t = face.truth.to_numpy()
         arrays.update(identity=t.params.identity[0], expression=t.params.expression[0], rotation=t.params.rotation[0],
                       translation=t.params.translation[0], focal=t.camera.focal[0], principal=t.camera.principal[0],
-                      sh=t.appearance.sh[0])
+                      sh=np.zeros((9, 3)) if t.appearance.sh is None else t.appearance.sh[0])
         arrays["off_model"] = np.bool_(face.off_model)
         if face.displacement is not None:
             arrays["displacement"] = face.displacement
@@ -297,7 +297,7 @@ class _Scene:
             return np.unique(np.concatenate(ids)) if ids else np.zeros(0, dtype=np.int64)
 
         mean = model.mean.detach().cpu().double().numpy()
-        eyes = [_eye_parts(mean, group_vertices(f"M_Sclera{side}"), group_vertices(f"M_Iris{side}"))
+        eyes = [eye_parts(mean, group_vertices(f"M_Sclera{side}"), group_vertices(f"M_Iris{side}"))
                 for side in ("Left", "Right")]
         keep = np.ones(len(tris), dtype=bool)
         for g in HIDDEN_GROUPS:
@@ -563,7 +563,7 @@ def _random_albedo(layout: _AlbedoLayout, rng: np.random.Generator) -> np.ndarra
     return np.clip(colours, 0.0, 1.0)
 
 
-def _eye_parts(mean: np.ndarray, sclera: np.ndarray, iris: np.ndarray) -> dict[str, np.ndarray]:
+def eye_parts(mean: np.ndarray, sclera: np.ndarray, iris: np.ndarray) -> dict[str, np.ndarray]:
     """Vertex indices of the cornea (the bulge of the sclera mesh in front of the iris), the iris
     disc and the pupil of one ICT eye, from the eye's axis (eyeball centre -> cornea apex)."""
     empty = np.zeros(0, dtype=np.int64)
