@@ -1,8 +1,11 @@
 """Does MediaPipe's blendshape network help the fast fit? (issue #15, step 4)
 
-    python benchmarks/bench_expression_prior.py [--n 60] [--seed 0] [--weights 1,3,10,30] [--quick]
+    python benchmarks/bench_expression_prior.py [--set offmodel|heldout] [--n 60] [--seed 0]
+                                                [--weights 1,3,10,30] [--quick]
 
-One off-model synthetic set (known sparse expressions, surface 1-2 mm off the model, yaw +-60) is
+One synthetic set with known sparse expressions (`offmodel`: the project's renderer, surface 1-2 mm
+off the model, yaw +-60; `heldout`: evaluation.heldout's painted textures and photographic lighting,
+deformations beyond ICT, 512 px, |yaw| balanced over the bins) is
 fitted by the pipeline's fast fit (MediaPipe points, the same landmark weights, and the landmark
 error model's second pass when its data file is packaged) in several variants on the same detections:
 - baseline: today's fit (expression prior toward 0, start at the neutral face);
@@ -27,6 +30,7 @@ import torch
 from facerecon.errors import ModelError, NoFaceError
 from facerecon.evaluation.calibration import calibrate, gap_fraction, score_vertices
 from facerecon.evaluation.now import summarize
+from facerecon.evaluation.heldout import generate_heldout_set
 from facerecon.evaluation.synthetic import generate_synthetic_set
 from facerecon.fitting.expression_prior import TERM, blendshapes_to_expression
 from facerecon.harness.synthetic_eval import YAW_BINS, yaw_bin
@@ -66,6 +70,7 @@ def swap_sides(names, values):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=("offmodel", "heldout"), default="offmodel")
     parser.add_argument("--n", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weights", default="1,3,10,30")
@@ -81,13 +86,14 @@ def main() -> None:
         use_error_model = False
     model = load_model("ict")
     t0 = time.perf_counter()
-    faces = generate_synthetic_set(model, n, args.seed, off_model=True)
+    faces = (generate_heldout_set(model, n, args.seed) if args.set == "heldout"
+             else generate_synthetic_set(model, n, args.seed, off_model=True))
     rec = Reconstructor(model, config=PipelineConfig(landmark_error_model=use_error_model))
     view = rec.view
     names = list(view.expression_names)
     assert names == list(model.expression_names)
     cal = calibrate(faces, view)
-    print(f"{n} off-model faces (seed {args.seed}), generated and calibrated in {time.perf_counter() - t0:.0f} s; "
+    print(f"{n} {args.set} faces (seed {args.seed}), generated and calibrated in {time.perf_counter() - t0:.0f} s; "
           f"landmark error model pass: {'on' if use_error_model else 'off (data file missing)'}")
 
     base_cfg = rec.config.landmark
