@@ -45,16 +45,16 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "N
 
 # ---------------------------------------------------------------------------- the work of one worker
 def limit_threads(n: int) -> None:
-    """Size torch's, the BLAS libraries' and numba's thread pools to `n` in this process (call it in
-    a fresh worker process, before torch or numpy do any work)."""
+    """Size torch's, the BLAS libraries' and numba's thread pools to `n` in this process: the
+    environment for the libraries not loaded yet (call it first thing in a worker process), the
+    running pools of those already loaded."""
     for var in _THREAD_VARS:
         os.environ[var] = str(n)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(n)
-    import torch
-
-    torch.set_num_threads(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
 
 
 def load_reconstructor(model: str) -> Any:
