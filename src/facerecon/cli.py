@@ -126,7 +126,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return batch_command(args.input_dir, args.out, workers=args.workers, mode=args.mode, model=args.model,
                              ray_address=args.ray)
     if args.command == "serve":
-        from .commands.serve import serve_command
+        from .server.serve import serve_command
 
         return serve_command(args.host, args.port, workers=args.workers)
     if args.command == "eval":
