@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -23,13 +24,17 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def wall(cmd: list[str]) -> float:
+def wall(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and all its workers)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     run = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if run.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({run.returncode}): {run.stderr[-2000:]}")
-    return time.perf_counter() - t
+    seconds = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return seconds, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def photos(folder: Path, n: int) -> list[Path]:
@@ -63,21 +68,25 @@ def main() -> int:
         wall(cli + ["reconstruct", str(files[0]), "-o", str(tmp / "warm")])  # fill the caches (numba, model)
         rows = []
         one = wall(cli + ["batch", str(tmp / "in"), "-o", str(tmp / "w1"), "--workers", "1"])
-        rows.append(("batch --workers 1", one))
+        rows.append(("batch --workers 1", *one))
         many = wall(cli + ["batch", str(tmp / "in"), "-o", str(tmp / "wN"), "--workers", str(args.workers)])
-        rows.append((f"batch --workers {args.workers}", many))
+        rows.append((f"batch --workers {args.workers}", *many))
         if not args.quick:
             rows.append(("reconstruct (one process)",
-                         wall(cli + ["reconstruct", *map(str, files), "-o", str(tmp / "rec")])))
-        per_photo = [v["seconds"] for v in json.loads((tmp / "wN" / "manifest.json").read_text())["done"].values()]
+                         *wall(cli + ["reconstruct", *map(str, files), "-o", str(tmp / "rec")])))
+        done = json.loads((tmp / "wN" / "manifest.json").read_text())["done"].values()
+        per_photo = [v["seconds"] for v in done]
+        peak_mb = max(v["worker_peak_rss_mb"] for v in done)
     print(f"facerecon batch, fast mode, {n} photos, {os.cpu_count()} CPUs (load average now "
           f"{os.getloadavg()[0]:.1f}); whole-process wall time, model loads included")
-    print(f"{'run':28s} {'wall s':>8s} {'photos/s':>9s} {'per worker':>11s} {'vs batch -w 1':>14s}")
-    for name, seconds in rows:
+    print("CPU s/photo: CPU time of the command and its workers per photo (what scaling costs in work)")
+    print(f"{'run':28s} {'wall s':>8s} {'photos/s':>9s} {'per worker':>11s} {'vs batch -w 1':>14s} {'CPU s/photo':>12s}")
+    for name, seconds, cpu in rows:
         workers = args.workers if name.endswith(f"--workers {args.workers}") else 1
         rate = n / seconds
-        print(f"{name:28s} {seconds:8.1f} {rate:9.3f} {rate / workers:11.3f} {one / seconds:13.2f}x")
-    print(f"mean seconds per photo inside a worker with {args.workers} workers: {sum(per_photo) / n:.2f}")
+        print(f"{name:28s} {seconds:8.1f} {rate:9.3f} {rate / workers:11.3f} {one[0] / seconds:13.2f}x {cpu / n:12.2f}")
+    print(f"with {args.workers} workers: {sum(per_photo) / n:.2f} s per photo inside a worker, "
+          f"peak memory of a worker {peak_mb:.0f} MB")
     return 0
 
 

@@ -50,6 +50,12 @@ def test_find_images_names_outputs_and_skips_hidden(tmp_path):
                      BatchItem("e.tif", "e"), BatchItem("sub/c.webp", "sub/c")]
 
 
+def test_an_output_folder_inside_the_input_is_not_read_as_input(tmp_path):
+    inp = _photos(tmp_path / "in", 2)
+    _photos(inp / "out" / "p00", 1)  # e.g. a result's overlay.png
+    assert [it.source for it in find_images(inp, exclude=inp / "out")] == ["p00.png", "p01.png"]
+
+
 def test_a_missing_folder_or_one_without_photos_is_a_typed_error(tmp_path, capsys):
     assert main(["batch", str(tmp_path / "nope"), "-o", str(tmp_path / "out")]) == 4
     assert "folder not found" in capsys.readouterr().err
@@ -173,4 +179,4 @@ def test_real_reconstruction_with_two_local_workers(tmp_path, ict_dir):
         assert json.loads((out / name / "params.json").read_text())["mode"] == "fast"
     done = json.loads((out / MANIFEST).read_text())["done"]
     assert set(done) == {"astronaut.jpg", "mirrored.png"}
-    assert all(v["landmark_rms_px"] < 10 for v in done.values())
+    assert all(v["landmark_rms_px"] < 10 and v["worker_peak_rss_mb"] > 100 for v in done.values())

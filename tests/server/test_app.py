@@ -110,3 +110,17 @@ def test_a_job_over_its_time_limit_fails_with_the_reason(tmp_path):
         fine = post_photos(base, [("fine.jpg", jpeg(), "image/jpeg")]).json()
         assert wait_finished(base, slow["id"])["error"].startswith("stopped after 2 s")
         assert wait_finished(base, fine["id"])["status"] == "done"
+
+
+def test_no_disk_room_answers_503_with_retry_after(tmp_path):
+    config = ServerConfig(workers=1, max_disk_bytes=50_000, result_bytes_per_image=40_000, data_dir=tmp_path)
+    with live_server(create_app(config, fakes.FAST)) as base:
+        first = post_photos(base, [("a.jpg", jpeg(), "image/jpeg")])
+        assert first.status == 202
+        second = post_photos(base, [("b.jpg", jpeg(), "image/jpeg")])  # the first's reservation is held
+        if second.status == 202:  # the first had finished already: its real size is small
+            assert wait_finished(base, second.json()["id"])["status"] == "done"
+        big = post_photos(base, [("c.jpg", jpeg(), "image/jpeg"), ("d.jpg", jpeg(), "image/jpeg")])
+        assert big.status == 503 and big.headers["retry-after"] == "60" and "disk" in big.json()["detail"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            j for j in (first.json()["id"], second.json().get("id")) if j)  # nothing left of the refused one

@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -68,7 +69,8 @@ def reconstruct_item(reconstructor: Any, image: Path, target: Path, mode: str) -
     """Reconstruct the largest face of `image` into the folder `target`, whole or not at all.
 
     Returns:
-        {"faces_detected", "files", "seconds", "landmark_rms_px"} (JSON-ready).
+        {"faces_detected", "files", "seconds", "landmark_rms_px", "worker_peak_rss_mb"} (JSON-ready;
+        the last is this worker process's peak resident memory so far).
     Raises:
         FaceReconError: unreadable image, no face, a fit that failed.
     """
@@ -77,7 +79,8 @@ def reconstruct_item(reconstructor: Any, image: Path, target: Path, mode: str) -
     face = reconstructor.reconstruct(image, mode=mode)[0]
     paths = save_whole(face, target)
     return {"faces_detected": face.faces_detected, "files": sorted(p.name for p in paths.values()),
-            "seconds": round(time.perf_counter() - t, 3), "landmark_rms_px": round(face.landmark_error_px(), 3)}
+            "seconds": round(time.perf_counter() - t, 3), "landmark_rms_px": round(face.landmark_error_px(), 3),
+            "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,9 @@ class BatchItem:
     out: str
 
 
-def find_images(input_dir: str | os.PathLike) -> list[BatchItem]:
-    """Every image file under `input_dir` by extension (hidden files and folders skipped), sorted.
+def find_images(input_dir: str | os.PathLike, exclude: str | os.PathLike | None = None) -> list[BatchItem]:
+    """Every image file under `input_dir` by extension (hidden files and folders skipped, and those
+    under `exclude`: an OUT inside INPUT_DIR holds overlay.png and albedo.png), sorted.
 
     Raises:
         ImageError: `input_dir` is not a folder.
@@ -167,9 +171,11 @@ def find_images(input_dir: str | os.PathLike) -> list[BatchItem]:
     root = Path(input_dir)
     if not root.is_dir():
         raise ImageError(f"{root}: not a folder" if root.exists() else f"{root}: folder not found")
+    skip = None if exclude is None else Path(exclude).resolve()
     rels = sorted(p.relative_to(root) for p in root.rglob("*")
                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts)
+                  and not (skip is not None and p.resolve().is_relative_to(skip)))
     stems: dict[str, int] = {}
     for r in rels:
         key = r.with_suffix("").as_posix()
@@ -238,10 +244,13 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _remove_partials(out: Path) -> None:
-    """Hidden `.NAME.partial-*` / `.NAME.old-*` folders that `save_whole` leaves when killed."""
+    """What a killed run leaves: hidden `.NAME.partial-*` / `.NAME.old-*` folders (`save_whole`) and
+    `.manifest.json.tmp-*` files (`_write_atomically`)."""
     for p in out.rglob(".*"):
         if p.is_dir() and (".partial-" in p.name or ".old-" in p.name):
             shutil.rmtree(p, ignore_errors=True)
+        elif p.is_file() and p.parent == out and ".tmp-" in p.name:
+            p.unlink(missing_ok=True)
 
 
 def batch_command(input_dir: str, out: str, workers: int = 1, mode: str = "fast", model: str = "ict",
@@ -262,11 +271,10 @@ def batch_command(input_dir: str, out: str, workers: int = 1, mode: str = "fast"
         raise UsageError(f"--workers must be >= 1, got {workers}")
     if mode not in ("fast", "full"):
         raise UsageError(f"--mode must be fast or full, got {mode!r}")
-    root = Path(input_dir)
-    items = find_images(root)
+    root, out_root = Path(input_dir), Path(out)
+    items = find_images(root, exclude=out_root)
     if not items:
         raise ImageError(f"{root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    out_root = Path(out)
     out_root.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out_root, mode)
     _remove_partials(out_root)

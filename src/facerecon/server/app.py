@@ -164,7 +164,8 @@ def create_app(config: ServerConfig | None = None, runner: JobRunner | None = No
             raise HTTPException(422, "every `image` field must be a file")
         jobs = store(request)
         try:
-            job = jobs.create(mode, len(files), sum(f.size or 0 for f in files))
+            job = jobs.create(mode, len(files), sum(f.size or 0 for f in files)
+                              + len(files) * config.result_bytes_per_image)
         except StorageFull as exc:
             raise HTTPException(503, f"no disk room for new jobs: {exc}", headers={"Retry-After": "60"}) from None
         try:

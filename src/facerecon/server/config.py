@@ -21,6 +21,8 @@ class ServerConfig:
         result_ttl_s: a finished job's files are deleted this long after it finished.
         max_disk_bytes: the data folder's bound: the oldest finished jobs are deleted to make room,
             and an upload that still does not fit is answered 503 with Retry-After.
+        result_bytes_per_image: room reserved for each photo's result files (about 14 MB for ICT)
+            while its job is waiting or running; the real size replaces it once the job finished.
         data_dir: where jobs are kept (None: a new temporary folder, removed at shutdown).
         model: the model each worker loads.
     """
@@ -33,5 +35,6 @@ class ServerConfig:
     job_timeout_s: float = 600.0
     result_ttl_s: float = 3600.0
     max_disk_bytes: int = 2 * 1024 ** 3
+    result_bytes_per_image: int = 24 * 1024 * 1024
     data_dir: Path | None = None
     model: str = "ict"

@@ -68,7 +68,8 @@ class JobStore:
         self._lock = threading.Lock()
 
     def create(self, mode: str, images: int, upload_bytes: int) -> Job:
-        """A new job with an empty folder; room for `upload_bytes` is made first.
+        """A new job with an empty folder; room for `upload_bytes` (the upload and its expected
+        results) is made first.
 
         Raises:
             StorageFull: the unfinished jobs alone leave no room.
