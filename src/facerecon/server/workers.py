@@ -232,7 +232,8 @@ class WorkerPool:
         except _Timeout:
             error = f"stopped after {self.timeout_s:.0f} s, the server's time limit per job"
         except _Died as exc:
-            error = f"the worker process ended unexpectedly (exit code {exc.args[0]})"
+            error = ("the server stopped while this job ran" if self._closed
+                     else f"the worker process ended unexpectedly (exit code {exc.args[0]})")
         except Exception as exc:  # e.g. a result that cannot be unpickled: this job fails, not the pool
             error = f"internal error: {type(exc).__name__}: {exc}"
         child.kill()  # its state is unknown: the next job gets a new process
