@@ -98,7 +98,7 @@ _state: dict[str, Any] = {}  # the worker process's own: its Worker and its stat
 
 def _init_process(worker: Worker, model: str, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-    _die_with_parent()
+    die_with_parent()
     limit_threads(threads)
     _state["worker"] = worker
     try:
@@ -125,7 +125,7 @@ def _guarded(run: Callable, *args) -> dict:
         return {"error": f"internal error: {type(exc).__name__}: {exc}", "exit_code": 1}
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: this process gets SIGKILL when its parent dies (a killed batch leaves no orphan)."""
     if sys.platform.startswith("linux"):
         import ctypes

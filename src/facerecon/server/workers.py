@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..commands.batch import _die_with_parent, limit_threads
+from ..commands.batch import die_with_parent, limit_threads
 from ..errors import FaceReconError
 from .storage import DONE, FAILED, RUNNING, Job
 
@@ -61,7 +61,7 @@ class _JobFailed(Exception):
 
 def _child_main(conn, runner: JobRunner, model: str, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle; it stops us
-    _die_with_parent()
+    die_with_parent()
     limit_threads(threads)
     setup_error = None
     try:
