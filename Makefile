@@ -10,7 +10,7 @@ export FACERECON_MODEL_DIR ?= $(if $(wildcard $(SHARED_MODELS)),$(SHARED_MODELS)
 NPM := $(shell command -v npm 2>/dev/null)
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean web
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ demo: $(STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
+
+# the viewer (web/ -> src/facerecon/server/static/, committed; tests check it is this build)
+web: $(NODE_STAMP)
+	node web/build.mjs
 
 test: $(STAMP) $(if $(NPM),$(NODE_STAMP))
 	$(PY) -m pytest

@@ -64,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, help="output folder of `facerecon reconstruct`")
     p.add_argument("-o", "--out", required=True, help="animated GLB to write")
 
+    p = sub.add_parser("batch", help="reconstruct every photo in a folder (resumable; local processes or Ray)")
+    p.add_argument("input_dir")
+    p.add_argument("-o", "--out", required=True, help="output folder: one subfolder per photo, manifest.json")
+    p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
+    p.add_argument("--mode", default="fast", choices=["fast", "full"])
+    p.add_argument("--model", default="ict", help="model name or path")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run on Ray: a new local cluster, or the cluster at ADDRESS")
+
+    p = sub.add_parser("serve", help="the web app and HTTP API (FastAPI + uvicorn)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model")
+
     ev = sub.add_parser("eval", help="accuracy evaluation")
     esub = ev.add_subparsers(dest="eval_command", required=True)
     p = esub.add_parser("now", help="NoW-protocol scan-to-mesh error of predicted meshes against scans")
@@ -129,6 +143,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .commands.retarget import retarget_command
 
         return retarget_command(args.source, args.target, args.out)
+
+    if args.command == "batch":
+        from .commands.batch import batch_command
+
+        return batch_command(args.input_dir, args.out, workers=args.workers, mode=args.mode, model=args.model,
+                             ray_address=args.ray)
+    if args.command == "serve":
+        from .server.serve import serve_command
+
+        return serve_command(args.host, args.port, workers=args.workers)
     if args.command == "eval":
         if args.eval_command == "now":
             from .commands.evaluate import eval_now_command
