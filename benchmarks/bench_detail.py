@@ -18,7 +18,7 @@ lies within 2 sigma.
 
 Uncertainty: the fast fit on ground-truth MediaPipe points (+ 1 px noise) of random faces; how often
 each face-region vertex's true position lies within 2 sigma along its normal (after removing the
-fitted/true rigid offset is NOT done: raw model-space distance).
+fit's pose is marginalised in the posterior, so the distance is taken in model space).
 
     PYTHONPATH=src FACERECON_MODEL_DIR=/work/shared/models python benchmarks/bench_detail.py --faces 6
 """
@@ -253,17 +253,117 @@ def run_detail(model, n_faces: int, size: int, seed: int) -> None:
               f"no-detail map rms {max(x[7] for x in z):.3f} mm; fit time median {np.median([x[8] for x in r + z]):.2f} s")
 
 
+def run_metric(model, n_faces: int, seed: int) -> None:
+    """Scale error and 2-sigma coverage of `estimate_metric_scale` on simulated iris points."""
+    from facerecon.fitting.gaze import eyes
+    from facerecon.fitting.metric_scale import IRIS_POINTS, estimate_metric_scale, model_size_std
+
+    head = model.view("head")
+    prior = model_size_std(head)
+    rows = []
+    for i in range(n_faces):
+        rng = np.random.default_rng([seed, 1000 + i])
+        alpha = rng.normal(0, 1, model.num_identity)
+        with torch.no_grad():
+            v = model.vertices(torch.as_tensor(alpha[None], dtype=model.dtype))[0].double().numpy()
+        s_true = float(np.exp(rng.normal(0, prior)))  # the face's true size over the fit's
+        iris_mm = rng.normal(11.7, 0.5)
+        yaw, pitch = np.radians(rng.uniform(-30, 30)), np.radians(rng.uniform(-15, 15))
+        ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+        rx = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]])
+        rot = ry @ rx
+        size = 1024
+        focal = size * rng.uniform(0.8, 2.0)
+        z = focal * 180 * s_true / (0.5 * size)
+        t = np.array([0.0, 0.0, -z])
+        points = np.zeros((478, 2))
+        depths = []
+        for side, ids in IRIS_POINTS.items():
+            eye = eyes(model, v)[side]
+            c = (eye.centre + eye.radius * eye.axis) * s_true  # the true (scaled) head
+            a = rot @ eye.axis
+            e1 = np.cross(a, [0, 1, 0])
+            e1 /= np.linalg.norm(e1)
+            e2 = np.cross(a, e1)
+            ring = [rot @ c + t] + [rot @ c + t + iris_mm / 2 * (np.cos(k) * e1 + np.sin(k) * e2)
+                                            for k in np.arange(4) * np.pi / 2]
+            for idx, p in zip(ids, ring):
+                points[idx] = focal * np.array([p[0], -p[1]]) / -p[2] + size / 2 + rng.normal(0, 0.7, 2)
+            depths.append(-(rot @ c + t)[2] / s_true)  # the fit sees the face at the prior's size
+        for known in (True, False):
+            focal_fit = focal if known else focal * float(np.exp(rng.normal(0, 0.15)))
+            dz = np.array(depths) * focal_fit / focal
+            m = estimate_metric_scale(points, dz, focal_fit, prior, focal_known=known,
+                                      face_depth_mm=float(np.mean(dz)) + 15.0)
+            rows.append((known, m.scale / s_true - 1, abs(np.log(m.scale / s_true)) <= 2 * m.std / m.scale))
+    for known in (True, False):
+        r = [x for x in rows if x[0] == known]
+        err = np.abs([x[1] for x in r])
+        print(f"[metric, focal {'known' if known else 'estimated (15 % log error)'}] {len(r)} faces: |scale error| "
+              f"median {100 * np.median(err):.2f} %, p90 {100 * np.percentile(err, 90):.2f} %, max "
+              f"{100 * err.max():.2f} %; truth within 2 sigma {100 * np.mean([x[2] for x in r]):.0f} %", flush=True)
+
+
+def run_uncertainty(model, n_faces: int, seed: int) -> None:
+    """How often a face vertex's true position lies within 2 sigma (along its normal) of the fast fit's."""
+    from facerecon.fitting.uncertainty import shape_posterior, vertex_uncertainty
+    from facerecon.geometry.mesh import vertex_normals
+
+    coarse = CoarseFitter(model)
+    face = model.regions["narrow_face"].cpu().numpy()
+    cover, ratio, secs = [], [], []
+    for i in range(n_faces):
+        rng = np.random.default_rng([seed, 2000 + i])
+        alpha = rng.normal(0, 1, model.num_identity)
+        with torch.no_grad():
+            verts = model.vertices(torch.as_tensor(alpha[None], dtype=model.dtype))[0].double().numpy()
+        yaw = rng.uniform(-40, 40)
+        from facerecon.render import euler_deg_to_matrix, matrix_to_axis_angle
+
+        rot = matrix_to_axis_angle(euler_deg_to_matrix(torch.tensor([[yaw, rng.uniform(-10, 10), 0.0]],
+                                                                    dtype=torch.float64)))[0].numpy()
+        state = FaceState.single(alpha, np.zeros(model.num_expression), rot, np.array([0.0, 0.0, -600.0]), 900.0,
+                                 np.array([256.0, 256.0]), (512, 512))
+        truth = dict(verts=verts, state=state)
+        pts = coarse.true_points(truth) + rng.normal(0, 1.0, (478, 2))
+        res = coarse.fitter.fit(pts, (512, 512), coarse.weights)
+        st = res.state.to_numpy()
+        t0 = time.perf_counter()
+        post = shape_posterior(coarse.head, [res.correspondence], pts[None], coarse.weights, res.state)
+        with torch.no_grad():
+            fitted = model.vertices(torch.as_tensor(st.params.identity, dtype=model.dtype),
+                                    torch.as_tensor(st.params.expression, dtype=model.dtype))[0].double().numpy()
+        n = vertex_normals(fitted, model.triangles.cpu().numpy())
+        unc = vertex_uncertainty(post, model, normals=n)
+        secs.append(time.perf_counter() - t0)
+        err = np.abs(((verts - fitted) * n).sum(1))[face]  # model space: the fit's pose is marginalised
+        std = unc.normal_std[face]
+        cover.append(float(np.mean(err <= 2 * std)))
+        ratio.append(float(np.sqrt(np.mean(err ** 2)) / np.sqrt(np.mean(std ** 2))))
+        print(f"face {i} yaw {yaw:+.0f}: along-normal error rms {np.sqrt(np.mean(err ** 2)):.2f} mm, predicted std "
+              f"rms {np.sqrt(np.mean(std ** 2)):.2f} mm, within 2 sigma {100 * cover[-1]:.0f} %  ({secs[-1]:.2f} s)",
+              flush=True)
+    print(f"[uncertainty] {n_faces} faces: truth within 2 sigma on {100 * np.mean(cover):.0f} % of face vertices "
+          f"(faces {100 * min(cover):.0f}-{100 * max(cover):.0f} %), error/std rms ratio median "
+          f"{np.median(ratio):.2f}; posterior + vertex std median {np.median(secs):.2f} s", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--faces", type=int, default=6)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--metric-faces", type=int, default=200)
     ap.add_argument("--only", choices=("detail", "metric", "uncertainty"), default=None)
     args = ap.parse_args()
     model = load_model("ict")
     torch.set_num_threads(2)
     if args.only in (None, "detail"):
         run_detail(model, args.faces, args.size, args.seed)
+    if args.only in (None, "metric"):
+        run_metric(model, args.metric_faces, args.seed)
+    if args.only in (None, "uncertainty"):
+        run_uncertainty(model, args.faces, args.seed)
 
 
 if __name__ == "__main__":
