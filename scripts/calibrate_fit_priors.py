@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=9100)
     parser.add_argument("--inflation", default="1,1.5,2,3")
     parser.add_argument("--identity-prior", default="1,3,10")
+    parser.add_argument("--num-identity", type=int, default=None, help="identity modes fitted (default: all)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the rows without the error model")
     args = parser.parse_args()
     t0 = time.perf_counter()
     model = load_model("ict")
@@ -39,7 +41,9 @@ def main() -> None:
     rows = []
     with Reconstructor(model, config=base) as first:
         cal = calibrate(faces, first.view)
-        cells = [("no error model", dataclasses.replace(base, landmark_error_model=False), 1.0)]
+        if args.num_identity:
+            base = dataclasses.replace(base, landmark=dataclasses.replace(base.landmark, num_identity=args.num_identity))
+        cells = [] if args.no_baseline else [("no error model", dataclasses.replace(base, landmark_error_model=False), 1.0)]
         cells += [(f"inflation {k:g}", dataclasses.replace(base, noise_inflation=k), k) for k in inflations]
         for (label, cfg, _), prior in itertools.product(cells, priors):
             terms = dict(cfg.landmark.terms, identity_prior=prior)

@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip images whose output folder already holds params.json (continue a stopped run)")
+    p.add_argument("--detail", action="store_true",
+                   help="also fit fine detail (full mode): displacement.png, normals.png, uncertainty.ply/.png, extras.json")
+    p.add_argument("--metric", action="store_true",
+                   help="also estimate the absolute scale from the iris (extras.json metric_scale, metric_scale_std)")
 
     p = sub.add_parser("track", help="track a face through a video: ARKit curves, animated glTF, preview")
     p.add_argument("video")
@@ -133,7 +137,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         images = ([args.example] if args.example else []) + list(args.images)
         return reconstruct_command(images, args.out, mode=args.mode, device=args.device, model=args.model,
                                    max_faces=args.max_faces, offline=args.offline, as_json=args.json,
-                                   skip_existing=args.skip_existing)
+                                   skip_existing=args.skip_existing, detail=args.detail, metric=args.metric)
     if args.command == "track":
         from .commands.track import track_command
 

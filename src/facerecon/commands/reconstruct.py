@@ -27,7 +27,8 @@ EXAMPLE = "astronaut"
 EXIT_USAGE = 2
 # files a previous result may hold: such a folder is swapped whole for the new one
 _RESULT_FILES = {"mesh.obj", "mesh.mtl", "mesh.ply", "mesh.glb", "albedo.png", "params.json", "overlay.png",
-                 "landmarks.json"}
+                 "landmarks.json", "displacement.png", "normals.png", "uncertainty.ply", "uncertainty.png",
+                 "extras.json"}
 
 
 class Interrupted(BaseException):
@@ -44,7 +45,7 @@ class Interrupted(BaseException):
 
 def reconstruct_command(images: list[str], out: str, mode: str = "fast", device: str = "cpu",
                         model: str = "ict", max_faces: int = 1, offline: bool = False, as_json: bool = False,
-                        skip_existing: bool = False) -> int:
+                        skip_existing: bool = False, detail: bool = False, metric: bool = False) -> int:
     """Reconstruct every image; a failing image is reported and skipped, the others still written.
 
     Returns:
@@ -80,7 +81,8 @@ def reconstruct_command(images: list[str], out: str, mode: str = "fast", device:
     if todo:
         with _signals_raise_interrupted():
             try:
-                first_error = _run(todo, out_root, mode, device, model, max_faces, offline, as_json, summary) \
+                first_error = _run(todo, out_root, mode, device, model, max_faces, offline, as_json, summary,
+                                   detail, metric) \
                     or first_error
             except Interrupted as stop:
                 done = sum(1 for s in summary if "files" in s)
@@ -93,7 +95,7 @@ def reconstruct_command(images: list[str], out: str, mode: str = "fast", device:
 
 
 def _run(todo: list[tuple[str, Path]], out_root: Path, mode: str, device: str, model: str, max_faces: int,
-         offline: bool, as_json: bool, summary: list[dict]) -> int:
+         offline: bool, as_json: bool, summary: list[dict], detail: bool = False, metric: bool = False) -> int:
     from tqdm import tqdm
 
     from ..pipeline import Reconstructor
@@ -110,7 +112,7 @@ def _run(todo: list[tuple[str, Path]], out_root: Path, mode: str, device: str, m
                 for k, r in enumerate(results):
                     score_identity(r)
                     target = folder if len(results) == 1 else folder / f"face{k}"
-                    paths = save_whole(r, target)
+                    paths = save_whole(r, target, extras=_extras(detail, metric))
                     files = sorted(p.name for p in paths.values())
                     summary.append({"image": name, "face": k, "out": str(target), "mode": mode,
                                     "pose_deg": [round(x, 2) for x in r.pose_deg],
@@ -129,8 +131,20 @@ def _run(todo: list[tuple[str, Path]], out_root: Path, mode: str, device: str, m
     return first_error
 
 
-def save_whole(rec, target: str | os.PathLike) -> dict:
+def _extras(detail: bool, metric: bool):
+    """The `--detail` / `--metric` post-step (detail_outputs.write_extras), or None."""
+    if not (detail or metric):
+        return None
+    from ..detail_outputs import write_extras
+
+    return lambda rec, folder: write_extras(rec, folder, detail=detail, metric=metric, uncertainty=detail)
+
+
+def save_whole(rec, target: str | os.PathLike, extras=None) -> dict:
     """`rec.save` into a temporary sibling of `target`, renamed to `target` once complete.
+
+    `extras(rec, folder) -> {name: path}` writes more files into the same folder first (the
+    `--detail` / `--metric` outputs), so they appear whole with the rest.
 
     An existing `target` that holds only a previous result's files is swapped for the new one; one
     that holds other files too (`-o .`) keeps them, and the new files are moved in one by one with
@@ -144,6 +158,8 @@ def save_whole(rec, target: str | os.PathLike) -> dict:
     tmp = _new_sibling(target, "partial")
     try:
         paths = rec.save(tmp)
+        if extras is not None:
+            paths.update(extras(rec, tmp))
         if not target.exists():
             os.replace(tmp, target)
         elif target.is_dir() and {p.name for p in target.iterdir()} <= _RESULT_FILES:

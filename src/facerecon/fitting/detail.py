@@ -2,13 +2,18 @@
 
 The detailed surface is M' = M + D N: a displacement map D (S x S texels of the model's UV layout,
 mm along the coarse normals, clipped to `DetailConfig.max_mm`) over one face region.
-D is fitted to the photo under the fitted SH light and albedo, in UV space, by one Gauss-Newton
-step from D = 0 (the shading is linearised in D; a sparse conjugate-gradient solve): the photo is sampled at
-each texel's projection (a mask keeps the texels the photo shows: inside the image, in front in the
-z-buffer, facing the camera), and the texel's colour albedo x SH(n'(D)) is compared with it, where
-n'(D) are the bump-mapped normals (`render.normal_map`). Regularisers (`detail_losses`): DECA's soft
-symmetry ||V_uv (D - flip(D))||_1 (the ICT UV layout mirrors the face about u = 0.5), smoothness,
-L1, and a low-pass penalty that keeps D from soaking up the coarse fit's low-frequency errors.
+D is fitted to the photo in UV space with the renderer's own shading model: each texel's colour is
+albedo x `render.shading` SH(R n'(D)), where n'(D) is the coarse interpolated vertex normal (what the
+renderer shades with) bump-mapped by D's surface gradient (`render.normal_map`), and R the camera
+rotation. The photo is sampled at each texel's projection (a mask keeps the texels the photo shows:
+inside the image, in front in the z-buffer, facing the camera), less the feature edges a smooth
+model cannot follow (eyelids, brows, nostrils, lips: texels near the fitted landmarks' contours),
+and the colour residual is high-passed (its local mean over `highpass_mm` removed) so that albedo
+and light errors at the coarse scale do not turn into relief. The fit is Gauss-Newton: the
+shading is relinearised about the current D `iterations` times, each step a sparse conjugate-gradient
+solve with DECA's soft symmetry ||V_uv (D - flip(D))||_1 (the ICT UV layout mirrors the face about
+u = 0.5) and L1 terms by reweighting, and a Laplacian smoothness term (`detail_losses`). The final
+map is high-passed too, so D carries fine detail only.
 
 Units: mm, model space (docs/conventions.md).
 """
@@ -25,9 +30,25 @@ from ..errors import FitError, UsageError
 from ..models import MorphableModel
 from ..render import render_mesh, render_to_uv
 from ..render.normal_map import bump_normals
+from ..render.shading import SH_CONSTANTS
 from ..render.texture import sample_texture
 from .detail_losses import smoothness_penalty, symmetry_loss
 from .state import FaceState
+
+# MediaPipe contours whose texels a smooth surface plus albedo cannot explain (occlusion edges,
+# hair, lashes), and the margin (mm) masked around each: name -> (point ids, closed loop, margin)
+FEATURE_CONTOURS = {
+    "eye_right": ((33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246), True, 5.0),
+    "eye_left": ((263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466), True, 5.0),
+    "brow_right": ((70, 63, 105, 66, 107, 55, 65, 52, 53, 46), True, 4.0),
+    "brow_left": ((300, 293, 334, 296, 336, 285, 295, 282, 283, 276), True, 4.0),
+    "lips_outer": ((61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185),
+                   True, 3.0),
+    "lips_inner": ((78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191),
+                   True, 4.0),
+    "nostrils": ((64, 98, 97, 2, 326, 327, 294, 278, 279, 49, 48, 219, 439, 240, 460, 75, 305, 129, 358, 102, 331),
+                 False, 4.0),
+}
 
 
 @dataclass
@@ -40,30 +61,32 @@ class DetailConfig:
         region: model region whose skin carries detail (a vertex region name).
         noise: colour noise the data term is divided by (image in [0, 1]).
         symmetry, smoothness, l1: regulariser weights per texel (L1 terms by reweighting).
-        highpass_mm: width of the box whose local mean is removed from D at the end, so D carries
-            fine detail only, not the coarse fit's low-frequency errors (0: keep it).
-        outlier: seen texels whose coarse colour error exceeds this many `noise` are left out.
+        highpass_mm: width of the box whose local mean is removed from the colour residual and from
+            the final D (0: keep both as they are).
+        outlier: seen texels whose high-passed colour residual exceeds this many robust stds are left out.
         outlier_margin: texels within this many of an outlier are left out too.
-        reweightings: iteratively reweighted least-squares rounds for the L1 terms.
-        cg_iterations: conjugate-gradient iterations per round.
+        iterations: Gauss-Newton relinearisations (each also reweights the L1 terms).
+        cg_iterations: conjugate-gradient iterations per step.
         min_facing: a texel is seen when its normal's cosine with the view ray exceeds this.
         depth_tolerance_mm: a texel is seen when within this depth of the z-buffer.
+        features: the `FEATURE_CONTOURS` masked when feature points are given.
     """
 
     size: int = 256
     max_mm: float = 1.0
     region: str = "narrow_face"
     noise: float = 0.02
-    symmetry: float = 0.5
-    smoothness: float = 100.0
+    symmetry: float = 0.05
+    smoothness: float = 20.0
     l1: float = 0.1
-    highpass_mm: float = 12.0
-    outlier: float = 3.0
-    outlier_margin: int = 4
-    reweightings: int = 3
-    cg_iterations: int = 150
+    highpass_mm: float = 10.0
+    outlier: float = 4.0
+    outlier_margin: int = 2
+    iterations: int = 3
+    cg_iterations: int = 60
     min_facing: float = 0.3
     depth_tolerance_mm: float = 1.5
+    features: tuple[str, ...] = tuple(FEATURE_CONTOURS)
 
 
 @dataclass
@@ -210,9 +233,36 @@ def _sample_photo(photo: np.ndarray, pixels: torch.Tensor, blur_px: float) -> to
     return F.grid_sample(t, grid, mode="bilinear", padding_mode="border", align_corners=False).permute(0, 2, 3, 1)
 
 
+def feature_mask(positions: np.ndarray, feature_points: np.ndarray, names: tuple[str, ...] = tuple(FEATURE_CONTOURS),
+                 step_mm: float = 1.0) -> np.ndarray:
+    """(...,) bool: the points `positions` (..., 3) within each contour's margin of MediaPipe's
+    (478, 3) `feature_points` contours (`FEATURE_CONTOURS`, densified every `step_mm`), mm."""
+    from scipy.spatial import cKDTree
+
+    pts = np.asarray(feature_points, dtype=np.float64)
+    if pts.shape != (478, 3):
+        raise UsageError(f"feature_points must be MediaPipe's (478, 3) points, got {pts.shape}")
+    pos = np.asarray(positions, dtype=np.float64)
+    out = np.zeros(pos.shape[:-1], dtype=bool)
+    flat = pos.reshape(-1, 3)
+    tree = cKDTree(flat)
+    for name in names:
+        if name not in FEATURE_CONTOURS:
+            raise UsageError(f"unknown feature {name!r}; features: {', '.join(FEATURE_CONTOURS)}")
+        ids, closed, margin = FEATURE_CONTOURS[name]
+        p = pts[list(ids) + ([ids[0]] if closed else [])]
+        samples = [p[:1]]
+        for a, b in zip(p[:-1], p[1:]):
+            k = max(1, int(np.ceil(np.linalg.norm(b - a) / step_mm)))
+            samples.append(a + (b - a) * (np.arange(1, k + 1) / k)[:, None])
+        for hit in tree.query_ball_point(np.concatenate(samples), margin):
+            out.reshape(-1)[hit] = True
+    return out
+
+
 def fit_detail(model: MorphableModel, vertices: np.ndarray, state: FaceState, photo: np.ndarray,
                albedo: np.ndarray, sh: np.ndarray | None = None, config: DetailConfig | None = None,
-               triangles: np.ndarray | None = None) -> DetailMap:
+               triangles: np.ndarray | None = None, feature_points: np.ndarray | None = None) -> DetailMap:
     """Fit a displacement map to one photo by shape from shading (see the module docstring).
 
     Args:
@@ -225,6 +275,8 @@ def fit_detail(model: MorphableModel, vertices: np.ndarray, state: FaceState, ph
         config: `DetailConfig`.
         triangles: (F, 3) the triangles that occlude (default all; pass the visible ones to leave
             out see-through shells).
+        feature_points: (478, 3) MediaPipe's points on the fitted shape, model space: the feature
+            edges around them are left out (default: none are).
 
     Raises:
         UsageError: no light, bad shapes, or no UV layout. FitError: the photo shows no texel of the region.
@@ -248,12 +300,15 @@ def fit_detail(model: MorphableModel, vertices: np.ndarray, state: FaceState, ph
     scale = photo.shape[1] / state.camera.image_size[1]
     tris = model.triangles if triangles is None else torch.as_tensor(np.asarray(triangles, dtype=np.int64))
     seen, pixels = _seen_texels(maps, np.asarray(vertices, dtype=np.float64), tris, state, scale, cfg)
+    if feature_points is not None and cfg.features:
+        masked = feature_mask(maps.positions[0].double().numpy(), feature_points, cfg.features)
+        seen = seen & ~torch.as_tensor(masked)[None]
     if not bool(seen.any()):
         raise FitError("the photo shows none of the face region: no detail to fit")
     step = (pixels[:, :, 1:] - pixels[:, :, :-1]).norm(dim=-1)
     px_per_texel = float(step[maps.region[:, :, 1:] & maps.region[:, :, :-1]].median())
-    # texels wider than a pixel see the photo low-passed to their own size
-    target = _sample_photo(photo, pixels, 0.5 / px_per_texel if px_per_texel < 1 else 0.0)
+    # a texel wider than a pixel sees the photo averaged over its footprint (and its noise averaged down)
+    target = _sample_photo(photo, pixels, 0.4 * px_per_texel if px_per_texel > 1 else 0.0)
     d, losses = _solve_displacement(maps, seen[0].numpy(), target[0].double().numpy(), sh,
                                     state.params.rotation_matrix(0), cfg)
     if not np.isfinite(d).all():
@@ -263,7 +318,8 @@ def fit_detail(model: MorphableModel, vertices: np.ndarray, state: FaceState, ph
 
 
 def _difference_operators(region: np.ndarray):
-    """Sparse (n, n) d/du and d/dv (+v up) over the n region texels: central, one-sided at the edges."""
+    """Sparse (n, n) d/du and d/dv (+v up) over the n region texels: central, one-sided at the edges
+    (the differences `render.normal_map` takes)."""
     from scipy import sparse
 
     s = region.shape[0]
@@ -290,10 +346,10 @@ def _difference_operators(region: np.ndarray):
     return along(0, 1), -along(1, 0), index, rows, cols
 
 
-def _sh_gradient(n: np.ndarray, sh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Shading (m, 3) and its gradient w.r.t. the normal (m, 3 channels, 3) for camera-space normals (m, 3)."""
-    from ..render.shading import SH_CONSTANTS as c
-
+def sh_gradient(n: np.ndarray, sh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shading (m, 3) and its gradient w.r.t. the normal (m, 3 channels, 3) for camera-space normals
+    (m, 3): `render.shading.sh_shading`'s basis and constants."""
+    c = SH_CONSTANTS
     x, y, z = n[:, 0], n[:, 1], n[:, 2]
     zero, one = np.zeros_like(x), np.ones_like(x)
     basis = np.stack([c[0] * one, c[1] * x, c[2] * y, c[3] * z, c[4] * x * y, c[5] * x * z, c[6] * y * z,
@@ -301,17 +357,53 @@ def _sh_gradient(n: np.ndarray, sh: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     dx = np.stack([zero, c[1] * one, zero, zero, c[4] * y, c[5] * z, zero, 2 * c[7] * x, zero], 1)
     dy = np.stack([zero, zero, c[2] * one, zero, c[4] * x, zero, c[6] * z, -2 * c[7] * y, zero], 1)
     dz = np.stack([zero, zero, zero, c[3] * one, zero, c[5] * x, c[6] * y, zero, 6 * c[8] * z], 1)
-    grad = np.stack([dx @ sh, dy @ sh, dz @ sh], 2)  # (m, channel, xyz)
-    return basis @ sh, grad
+    mul = lambda b: np.einsum('mk,kc->mc', b, sh)  # noqa: E731  (no BLAS: see _pcg)
+    grad = np.stack([mul(dx), mul(dy), mul(dz)], 2)  # (m, channel, xyz)
+    return mul(basis), grad
+
+
+def _box_mean(values: np.ndarray, mask: np.ndarray, box: int) -> np.ndarray:
+    """(S, S, ...) the mean of `values` over the `box` x `box` texels of (S, S) `mask` around each texel."""
+    from scipy.ndimage import uniform_filter
+
+    m = mask.astype(np.float64)
+    extra = values.ndim - 2
+    size = (box, box) + (1,) * extra
+    mm = m.reshape(m.shape + (1,) * extra)
+    return uniform_filter(values * mm, size, mode="constant") / np.maximum(uniform_filter(mm, size, mode="constant"),
+                                                                           1e-6)
+
+
+def _pcg(a_mat, b: np.ndarray, x: np.ndarray, iterations: int) -> np.ndarray:
+    """Jacobi-preconditioned conjugate gradients on the SPD sparse `a_mat`, from `x`. Vector products
+    are elementwise sums, not BLAS calls (a threaded BLAS on a busy machine makes each one slow)."""
+    inv_diag = 1.0 / np.maximum(a_mat.diagonal(), 1e-9)
+    r = b - a_mat @ x
+    z = r * inv_diag
+    p = z.copy()
+    rz = float((r * z).sum())
+    stop = 1e-10 * float((b * b).sum())
+    for _ in range(iterations):
+        if rz <= stop:
+            break
+        ap = a_mat @ p
+        alpha = rz / max(float((p * ap).sum()), 1e-300)
+        x = x + alpha * p
+        r = r - alpha * ap
+        z = r * inv_diag
+        rz_new = float((r * z).sum())
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return x
 
 
 def _solve_displacement(maps: UVMaps, seen: np.ndarray, target: np.ndarray, sh: np.ndarray, rotation: np.ndarray,
                         cfg: DetailConfig) -> tuple[np.ndarray, dict]:
-    """One Gauss-Newton step of the shape-from-shading objective from D = 0, L1 terms by reweighting."""
+    """Gauss-Newton on the shape-from-shading objective from D = 0, L1 terms by reweighting."""
     from scipy import sparse
-    from scipy.sparse.linalg import cg
-
+    from scipy.ndimage import binary_dilation
     region = maps.region[0].numpy()
+    s = region.shape[0]
     du_op, dv_op, index, rows, cols = _difference_operators(region)
     n_tex = len(rows)
     p = maps.positions[0].double().numpy()[rows, cols]
@@ -321,67 +413,79 @@ def _solve_displacement(maps: UVMaps, seen: np.ndarray, target: np.ndarray, sh: 
     guu, guv, gvv = (tu * tu).sum(1), (tu * tv).sum(1), (tv * tv).sum(1)
     det = guu * gvv - guv * guv
     inv = np.where(det > 1e-12, 1.0 / np.where(det > 1e-12, det, 1.0), 0.0)
+    # the surface gradient of D is eu dD/du + ev dD/dv, made tangent to the coarse normal
+    eu = inv[:, None] * (gvv[:, None] * tu - guv[:, None] * tv)
+    ev = inv[:, None] * (guu[:, None] * tv - guv[:, None] * tu)
+    eu -= (eu * nrm).sum(1, keepdims=True) * nrm
+    ev -= (ev * nrm).sum(1, keepdims=True) * nrm
     vis = np.flatnonzero(seen[rows, cols])
-    shading, grad = _sh_gradient(nrm[vis] @ rotation.T, sh)
-    # texels the coarse model explains far worse than any detail could (occlusion edges: lashes,
-    # lips, nostrils; specularities), and a margin around them, are left out
-    bad = np.zeros(region.shape, dtype=bool)
-    far = np.linalg.norm(alb[vis] * shading - target[rows[vis], cols[vis]], axis=1) >= cfg.outlier * cfg.noise
-    bad[rows[vis[far]], cols[vis[far]]] = True
-    if cfg.outlier_margin > 0:
-        from scipy.ndimage import binary_dilation
-
-        bad = binary_dilation(bad, iterations=cfg.outlier_margin)
-    inlier = ~bad[rows[vis], cols[vis]]
-    vis, shading, grad = vis[inlier], shading[inlier], grad[inlier]
-    q = grad @ rotation  # d shading / d model-space normal, (m, 3, 3)
-    qu, qv = (q * tu[vis, None]).sum(-1), (q * tv[vis, None]).sum(-1)  # (m, 3)
-    scale = -alb[vis] / cfg.noise
-    coef_u = scale * inv[vis, None] * (qu * gvv[vis, None] - qv * guv[vis, None])
-    coef_v = scale * inv[vis, None] * (qv * guu[vis, None] - qu * guv[vis, None])
-    r0 = ((alb[vis] * shading - target[rows[vis], cols[vis]]) / cfg.noise).ravel()
-    sel_u, sel_v = du_op[vis], dv_op[vis]
-    jac = sparse.vstack([sparse.diags(coef_u[:, k]) @ sel_u + sparse.diags(coef_v[:, k]) @ sel_v for k in range(3)])
-    r0 = np.concatenate([r0.reshape(-1, 3)[:, k] for k in range(3)])
-    # smoothness: the 4-neighbour Laplacian; symmetry: each texel against its mirror about u = 0.5
+    tgt = target[rows[vis], cols[vis]]
+    box = max(3, int(round(cfg.highpass_mm / maps.texel_mm())) | 1) if cfg.highpass_mm > 0 else 0
+    seen_grid = np.zeros(region.shape, dtype=bool)
+    seen_grid[rows[vis], cols[vis]] = True
     lap = (du_op @ du_op + dv_op @ dv_op).tocsr()
-    mirror = index[rows, region.shape[1] - 1 - cols]
+    mirror = index[rows, s - 1 - cols]
     has = np.flatnonzero(mirror >= 0)
     sym = sparse.csr_matrix((np.r_[np.ones(len(has)), -np.ones(len(has))], (np.r_[has, has], np.r_[has, mirror[has]])),
                             shape=(n_tex, n_tex))
-    jtj = (jac.T @ jac).tocsr()
-    rhs = -(jac.T @ r0)
-    base = jtj + cfg.smoothness * (lap.T @ lap)
+    smooth = cfg.smoothness * (lap.T @ lap)
+    sel_u, sel_v = du_op[vis], dv_op[vis]
     d = np.zeros(n_tex)
+    keep = np.ones(len(vis), dtype=bool)
+    history = []
     eps = 0.02
-    for _ in range(max(1, cfg.reweightings)):
+    for it in range(max(1, cfg.iterations)):
+        gu, gv = du_op @ d, dv_op @ d
+        u = nrm[vis] - gu[vis, None] * eu[vis] - gv[vis, None] * ev[vis]
+        length = np.linalg.norm(u, axis=1)
+        n1 = u / length[:, None]
+        shading, grad = sh_gradient(np.einsum('mj,ij->mi', n1, rotation), sh)
+        resid = alb[vis] * shading - tgt  # (m, 3) prediction - photo
+        if box:
+            grid = np.zeros(region.shape + (3,))
+            grid[rows[vis], cols[vis]] = resid
+            resid = resid - _box_mean(grid, seen_grid, box)[rows[vis], cols[vis]]
+        if it == 0:
+            # texels no smooth relief explains (specularities, hair, occlusion edges missed by the
+            # feature mask) and a margin around them are left out
+            e = np.linalg.norm(resid, axis=1)
+            sigma = 1.4826 * np.median(e) + 1e-6
+            bad = np.zeros(region.shape, dtype=bool)
+            bad[rows[vis[e > cfg.outlier * sigma]], cols[vis[e > cfg.outlier * sigma]]] = True
+            if cfg.outlier_margin > 0:
+                bad = binary_dilation(bad, iterations=cfg.outlier_margin)
+            keep = ~bad[rows[vis], cols[vis]]
+        q = np.einsum('mcj,jk->mck', grad, rotation)  # d shading / d model-space normal, (m, 3, 3)
+        # d n1 / d u = (I - n1 n1^T) / |u|, d u / d(dD/du) = -eu
+        pu = (eu[vis] - (eu[vis] * n1).sum(1, keepdims=True) * n1) / length[:, None]
+        pv = (ev[vis] - (ev[vis] * n1).sum(1, keepdims=True) * n1) / length[:, None]
+        w = keep[:, None] * alb[vis] / cfg.noise
+        coef_u = -w * (q * pu[:, None]).sum(-1)
+        coef_v = -w * (q * pv[:, None]).sum(-1)
+        jac = sparse.vstack([sparse.diags(coef_u[:, k]) @ sel_u + sparse.diags(coef_v[:, k]) @ sel_v
+                             for k in range(3)]).tocsr()
+        r = (keep[:, None] * resid / cfg.noise).T.ravel()
+        history.append(float((r * r).sum()) / max(len(r), 1))
         w_sym = 1.0 / np.maximum(np.abs(sym @ d), eps)
         w_l1 = 1.0 / np.maximum(np.abs(d), eps)
-        a_mat = base + cfg.symmetry * (sym.T @ sparse.diags(w_sym) @ sym) + cfg.l1 * sparse.diags(w_l1)
-        precond = sparse.diags(1.0 / np.maximum(a_mat.diagonal(), 1e-9))
-        d, _ = cg(a_mat, rhs, x0=d, M=precond, maxiter=cfg.cg_iterations)
+        jtj = (jac.T @ jac).tocsr()
+        a_mat = jtj + smooth + cfg.symmetry * (sym.T @ sparse.diags(w_sym) @ sym) + cfg.l1 * sparse.diags(w_l1)
+        rhs = jtj @ d - jac.T @ r
+        d = np.clip(_pcg(a_mat.tocsr(), rhs, d, cfg.cg_iterations), -cfg.max_mm, cfg.max_mm)
     out = np.zeros(region.shape)
-    out[rows, cols] = np.clip(d, -cfg.max_mm, cfg.max_mm)
-    if cfg.highpass_mm > 0:
-        out = _remove_local_mean(out, region, max(3, int(round(cfg.highpass_mm / maps.texel_mm())) | 1))
-    dd = out[rows, cols]
-    r1 = r0 + jac @ dd
+    out[rows, cols] = d
+    if box:
+        out = np.where(region, out - _box_mean(out, region, box), 0.0)
+    out = np.clip(out, -cfg.max_mm, cfg.max_mm)
     t = torch.as_tensor(out[None])
     reg = torch.as_tensor(region[None])
-    losses = {"initial": {"photometric": float(r0 @ r0) / max(len(r0), 1)},
-              "final": {"photometric": float(r1 @ r1) / max(len(r1), 1),
+    dd = out[rows, cols]
+    losses = {"initial": {"photometric": history[0]},
+              "final": {"photometric": history[-1], "steps": history,
                         "symmetry": float(symmetry_loss(t, reg)), "smoothness": float(smoothness_penalty(t, reg)),
-                        "l1": float(np.abs(dd).mean()) if n_tex else 0.0}}
+                        "l1": float(np.abs(dd).mean()) if n_tex else 0.0,
+                        "texels_fitted": int(keep.sum()), "texels_region": int(n_tex)}}
     return out, losses
-
-
-def _remove_local_mean(d: np.ndarray, mask: np.ndarray, box: int) -> np.ndarray:
-    """D minus its mean over `box` x `box` texels of the mask (0 off the mask)."""
-    from scipy.ndimage import uniform_filter
-
-    m = mask.astype(np.float64)
-    local = uniform_filter(d * m, box, mode="constant") / np.maximum(uniform_filter(m, box, mode="constant"), 1e-6)
-    return np.where(mask, d - local, 0.0)
 
 
 def detailed_normals(model: MorphableModel, vertices: np.ndarray, detail: DetailMap) -> np.ndarray:

@@ -9,6 +9,9 @@ The displaced surface P + D N gets its normals by bump mapping (Blinn 1978): n' 
 grad_s D the surface gradient of D (the tangent vector whose dot products with dP/du and dP/dv are
 dD/du and dD/dv), so D = 0 gives back N exactly and the result is differentiable in D. Differences
 are central where both neighbours are inside the mask, one-sided where one is, zero where none is.
+
+`render_normal_mapped` renders a mesh whose normals come from a model-space UV normal map (the
+renderer's SH shading, per pixel), so a surface finer than the mesh can be drawn and checked.
 """
 from __future__ import annotations
 
@@ -16,6 +19,10 @@ import torch
 from torch import Tensor
 
 from ..errors import UsageError
+from .cameras import Camera
+from .renderer import render_mesh
+from .shading import sh_shading
+from .texture import sample_texture
 
 
 def _check(positions: Tensor, normals: Tensor, mask: Tensor, displacement: Tensor | None = None) -> None:
@@ -99,3 +106,35 @@ def tangent_space_normal_map(positions: Tensor, normals: Tensor, displacement: T
     inside = mask[..., None] & (t.norm(dim=-1, keepdim=True) > 0.5)
     local = torch.where(inside, local, flat)
     return (local + 1.0) / 2.0
+
+
+def render_normal_mapped(vertices: Tensor, triangles: Tensor, camera: Camera, colors: Tensor, sh: Tensor,
+                         uv: Tensor, uv_triangles: Tensor, normal_map: Tensor, map_mask: Tensor,
+                         background: Tensor | None = None) -> Tensor:
+    """(1, H, W, 3) the mesh shaded as `render_mesh` does, with the normals of `normal_map` where it is set.
+
+    Args:
+        vertices: (1, N, 3) model space. triangles: (F, 3). camera: the render camera (batch 1).
+        colors: (N, 3) per-vertex albedo. sh: (1, 9, 3) camera-space SH light.
+        uv: (T, 2), uv_triangles: (F, 3) the UV layout. normal_map: (1, S, S, 3) unit model-space
+            normals; map_mask: (1, S, S) bool, the texels where they replace the interpolated vertex
+            normals (pixels whose bilinear lookup touches a texel off the mask keep the vertex normals).
+        background: (1, H, W, 3), default black.
+    """
+    if normal_map.dim() != 4 or normal_map.shape[0] != 1 or normal_map.shape[-1] != 3:
+        raise UsageError(f"normal_map must have shape (1, S, S, 3), got {tuple(normal_map.shape)}")
+    if map_mask.shape != normal_map.shape[:3]:
+        raise UsageError(f"map_mask must have shape {tuple(normal_map.shape[:3])}, got {tuple(map_mask.shape)}")
+    out = render_mesh(vertices, triangles, camera, colors=colors, sh=sh, background=background, antialias=False)
+    pix, tri, bary = out.fragments.packed()
+    b = bary.to(normal_map.dtype)
+    pix_uv = (b[:, :, None] * uv.to(b.dtype)[uv_triangles.long()[tri]]).sum(1)
+    tex = torch.cat([normal_map, map_mask[..., None].to(normal_map.dtype)], -1)
+    looked = sample_texture(tex, pix_uv[None])[0]
+    use = looked[:, 3] > 0.999
+    n_cam = torch.nn.functional.normalize(looked[:, :3], dim=-1, eps=1e-12) @ camera.rotation_matrix[0].to(b.dtype).T
+    albedo = (b[:, :, None] * colors.to(b.dtype)[triangles.long()[tri]]).sum(1)
+    shaded = albedo * sh_shading(n_cam, sh.to(b.dtype), torch.zeros(len(pix), dtype=torch.long))
+    image = out.image.reshape(-1, 3).clone()
+    image[pix[use]] = shaded[use].to(image.dtype)
+    return image.reshape(out.image.shape)

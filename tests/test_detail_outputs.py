@@ -1,0 +1,61 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from facerecon.detail_outputs import write_extras
+from facerecon.fitting import FaceState, correspondence_on
+from facerecon.geometry.meshfiles import read_ply
+from facerecon.io.maps import PngScale, load_png16
+from facerecon.landmarks import FaceLandmarks, load_correspondence
+from facerecon.reconstruction import Reconstruction, register_model
+from facerecon.render import render_mesh
+
+SH = np.r_[[[1.0, 1.0, 1.0]], [[0.2, 0.2, 0.2]], [[0.3, 0.3, 0.3]], [[0.6, 0.6, 0.6]], np.zeros((5, 3))]
+
+
+def _reconstruction(model, head, with_light=True) -> Reconstruction:
+    register_model("ict-detail-test", model)
+    emb = load_correspondence(head)
+    corr = correspondence_on(head, emb.as_embedding(), sliding=emb.sliding.cpu().numpy())
+    weights = np.where(emb.iris.cpu().numpy() | ~emb.valid.cpu().numpy(), 0.0, 1.0)
+    albedo = np.full((head.num_vertices, 3), 0.6)
+    state = FaceState.single(np.zeros(model.num_identity), np.zeros(model.num_expression), np.zeros(3),
+                             np.array([0.0, -30.0, -500.0]), 700.0, np.array([160.0, 160.0]), (320, 320),
+                             sh=SH if with_light else None, albedo=albedo if with_light else None)
+    verts = model.mean.double().numpy()
+    with torch.no_grad():
+        img = render_mesh(torch.as_tensor(verts[None]).float(), model.triangles, state.pinhole(),
+                          colors=torch.full((model.num_vertices, 3), 0.6), sh=torch.as_tensor(SH[None]).float(),
+                          antialias=False).image[0].numpy()
+        pts = state.project(model.landmark_points(torch.as_tensor(verts[None]).float(),
+                                                  load_correspondence(model))[0].double().numpy())
+    lm = FaceLandmarks(np.array([60.0, 60.0, 260.0, 260.0]), 0.99, pts, None, "mediapipe478")
+    photo = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return Reconstruction(state=state, mode="full" if with_light else "fast", model_source="ict-detail-test",
+                          view_name="head", landmarks=lm, photo=photo, correspondence=corr, landmark_weights=weights)
+
+
+def test_write_extras_writes_every_map_and_the_params(ict_model, ict_head, tmp_path):
+    rec = _reconstruction(ict_model, ict_head)
+    paths = write_extras(rec, tmp_path)
+    for name in ("displacement", "normals", "uncertainty_ply", "uncertainty_png", "extras"):
+        assert paths[name].is_file()
+    extras = json.loads(paths["extras"].read_text())
+    disp = extras["displacement"]
+    d = load_png16(paths["displacement"], PngScale(disp["offset"], disp["scale"]))
+    assert d.shape == (disp["size"], disp["size"]) and np.abs(d).max() <= 1.0 + 1e-6
+    assert extras["detail"]["rms_mm"] < 0.1  # an undetailed face keeps a small map
+    verts, _, _ = read_ply(paths["uncertainty_ply"])
+    assert verts.shape == (ict_model.num_vertices, 3) and b"property float std" in paths["uncertainty_ply"].read_bytes()
+    assert extras["uncertainty"]["face_mean_mm"] > 0
+    assert 0.7 < extras["metric_scale"] < 1.4 and extras["metric_scale_std"] > 0
+    assert set(extras["gaze"]["arkit"]) >= {"eyeLookInLeft", "eyeLookUpRight"}
+
+
+def test_fast_mode_reports_detail_unavailable(ict_model, ict_head, tmp_path):
+    rec = _reconstruction(ict_model, ict_head, with_light=False)
+    paths = write_extras(rec, tmp_path, metric=False, uncertainty=False)
+    extras = json.loads(paths["extras"].read_text())
+    assert "unavailable" in extras["detail"] and "displacement" not in paths
