@@ -127,8 +127,10 @@ def test_bad_photo_sets(person, alice):
     assert res.photos[3].state.camera.image_size == big.shape[:2]
     assert res.state.camera.image_size == (big.shape[0], big.shape[1])
     assert np.isfinite(res.identity).all()
-    with pytest.raises(NoFaceError, match="no face"):
+    with pytest.raises(NoFaceError, match="none of the 2 photos"):
         person.reconstruct([blank, blank])
+    missing = person.reconstruct([views[0].image, views[1].image, "/nonexistent/photo.jpg"])
+    assert "photo" in missing.skipped and len(missing.photos) == 2
     with pytest.raises(UsageError, match="at least one"):
         person.reconstruct([])
     with pytest.raises(UsageError, match="mode"):
@@ -163,3 +165,23 @@ def test_save_writes_the_person_and_each_photo(alice_fit, tmp_path):
     neutral = alice_fit.neutral_mesh()
     assert len(vertices) > 0 and neutral.morph_weights is not None and not any(neutral.morph_weights)
     assert "person/person.json" not in paths and paths["person"] == person / "person.json"
+
+
+def test_cli_same_person_writes_the_person_and_reports_a_photo_without_face(alice, tmp_path, capsys):
+    from PIL import Image
+
+    from facerecon.cli import main
+
+    _, views = alice
+    files = []
+    for name, image in (("front", views[0].image), ("left", views[1].image), ("empty", np.full((64, 64, 3), 0.5))):
+        files.append(str(tmp_path / f"{name}.png"))
+        Image.fromarray((np.asarray(image) * 255).round().astype(np.uint8)).save(files[-1])
+    out = tmp_path / "out"
+    code = main(["reconstruct", *files, "--same-person", "-o", str(out), "--offline"])
+    assert code == 3  # the photo without a face; the others are written
+    assert "empty" in capsys.readouterr().err
+    info = json.loads((out / "person" / "person.json").read_text())
+    assert [p["name"] for p in info["photos"]] == ["front", "left"] and "empty" in info["skipped"]
+    assert (out / "front" / "params.json").is_file() and (out / "left" / "mesh.glb").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left

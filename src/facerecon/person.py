@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .errors import FitError, NoFaceError, UsageError
+from .errors import FitError, ImageError, NoFaceError, UsageError
 from .fitting.multi_image_fit import MultiImageFitResult, fit_multi_image
 from .fitting.result import FitResult
 from .fitting.state import FaceState
@@ -269,18 +269,20 @@ class PersonReconstructor:
         check = self.config.check_same_person if check_same_person is None else check_same_person
         t0 = time.perf_counter()
         skipped: dict[str, str] = {}
-        photos = []
-        for image, name, focal in zip(images, names, focals):
+        photos, kept, errors = [], [], []
+        for index, (image, name, focal) in enumerate(zip(images, names, focals)):
             try:
                 photos.append(self._prepare(image, name, focal, keep_image=mode == "full"))
-            except NoFaceError as exc:
+                kept.append(index)
+            except (NoFaceError, ImageError) as exc:
                 skipped[name] = str(exc)
+                errors.append(exc)
         timings = {"detect_and_single_fit_s": time.perf_counter() - t0}
         if not photos:
-            raise NoFaceError(f"no face found in any of the {len(images)} photos: "
-                              + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+            raise type(errors[0])(f"none of the {len(images)} photos could be fitted: "
+                                  + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
         if len(photos) == 1:
-            return self._single(photos[0], images[names.index(photos[0].name)], mode, skipped, timings)
+            return self._single(photos[0], images[kept[0]], mode, skipped, timings)
         return self._joint(photos, mode, skipped, timings, check)
 
     def _prepare(self, image, name: str, focal: float | None, keep_image: bool) -> _Photo:
@@ -433,33 +435,25 @@ class PersonReconstructor:
         first, when there are any, then the shape)."""
         if similarity is not None:
             limit = self.config.min_identity_cosine
-            b = len(names)
-            others = [np.delete(similarity[i], i) for i in range(b)]
-            unlike = np.array([np.mean(o < limit) for o in others])
+            others = [np.delete(similarity[i], i) for i in range(len(names))]
             cosine = np.array([np.median(o) for o in others])
-            bad = [i for i in np.argsort(cosine) if unlike[i] > 0.5]
-            if bad:
-                if len(names) == 2:
-                    raise DifferentPeopleError(
-                        f"{names[0]} and {names[1]} look like different people: face embeddings' cosine similarity "
-                        f"{similarity[0, 1]:.3f} (less than {limit:.2f}); give photos of one person only", list(names))
-                listed = ", ".join(f"{names[i]} (median cosine {cosine[i]:.3f})" for i in bad)
-                raise DifferentPeopleError(
-                    f"not the same person: {listed} look unlike the other photos (face embeddings' cosine similarity "
-                    f"below {limit:.2f}); remove {'it' if len(bad) == 1 else 'them'} or check the photos",
-                    [names[i] for i in bad])
+            bad = [i for i in np.argsort(cosine) if np.mean(others[i] < limit) > 0.5]
+            _raise_odd(names, bad, [f"median cosine {c:.3f}" for c in cosine],
+                       f"face embeddings' cosine similarity below {limit:.2f}")
         limit = self.config.max_disagreement_mm
         bad = [i for i in np.argsort(-odd) if odd[i] > limit]
-        if not bad:
-            return
-        if len(names) == 2:
-            raise DifferentPeopleError(
-                f"{names[0]} and {names[1]} look like different people: their face shapes differ by "
-                f"{odd[0]:.2f} mm RMS (more than {limit:.2f} mm); give photos of one person only", list(names))
-        listed = ", ".join(f"{names[i]} ({odd[i]:.2f} mm)" for i in bad)
-        raise DifferentPeopleError(
-            f"not the same person: {listed} differ from the other photos' face shape by more than {limit:.2f} mm "
-            f"RMS; remove {'it' if len(bad) == 1 else 'them'} or check the photos", [names[i] for i in bad])
+        _raise_odd(names, bad, [f"{d:.2f} mm" for d in odd], f"face shapes more than {limit:.2f} mm RMS apart")
+
+
+def _raise_odd(names: list[str], bad: list[int], values: list[str], test: str) -> None:
+    if not bad:
+        return
+    if len(names) == 2:
+        raise DifferentPeopleError(f"{names[0]} and {names[1]} look like different people ({values[0]}: {test}); "
+                                   f"give photos of one person only", list(names))
+    listed = ", ".join(f"{names[i]} ({values[i]})" for i in bad)
+    raise DifferentPeopleError(f"not the same person: {listed} unlike the other photos ({test}); remove "
+                               f"{'it' if len(bad) == 1 else 'them'} or check the photos", [names[i] for i in bad])
 
 
 def reconstruct_person(images: list, mode: str = "fast", model: str = "ict", device: str = "cpu",
