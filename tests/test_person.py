@@ -185,3 +185,55 @@ def test_cli_same_person_writes_the_person_and_reports_a_photo_without_face(alic
     assert [p["name"] for p in info["photos"]] == ["front", "left"] and "empty" in info["skipped"]
     assert (out / "front" / "params.json").is_file() and (out / "left" / "mesh.glb").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def test_full_mode_keeps_one_identity_and_each_photos_colours(alice):
+    from facerecon.fitting import PhotometricFitConfig
+    from facerecon.person import PersonReconstructor
+    from facerecon.pipeline import PipelineConfig, Reconstructor
+
+    _, views = alice
+    quick = PipelineConfig(photometric=PhotometricFitConfig(levels=((64, 4),)))
+    with Reconstructor(config=quick) as rec:
+        res = PersonReconstructor(rec).reconstruct([v.image for v in views[:2]], mode="full", names=["a", "b"])
+        fast = PersonReconstructor(rec).reconstruct([v.image for v in views[:2]], names=["a", "b"])
+    assert res.mode == "full" and res.state.params.identity.shape[0] == 1
+    assert res.state.appearance.albedo.shape[0] == 2 and res.state.appearance.sh.shape == (2, 9, 3)
+    for r in res.photos:
+        np.testing.assert_array_equal(r.state.params.identity, res.state.params.identity)
+        assert r.state.appearance.albedo is not None and r.landmark_error_px() < 5.0
+    assert not np.allclose(res.identity, fast.identity)  # the photometric step moved the shared identity
+
+
+def test_a_photo_whose_landmarks_fit_badly_is_down_weighted_and_flagged(person, alice, alice_fit):
+    import dataclasses
+
+    from facerecon.person import PersonReconstructor
+
+    _, views = alice
+
+    class Jittery:  # the detector, with landmarks scattered on photos marked by a white corner pixel
+        def __init__(self, inner):
+            self.inner = inner
+
+        def detect(self, image):
+            faces = self.inner.detect(image)
+            if image[0, 0, 0] == 1.0 and faces:
+                rng = np.random.default_rng(0)
+                size = np.linalg.norm(np.ptp(faces[0].points, axis=0))
+                faces[0] = dataclasses.replace(faces[0], points=faces[0].points
+                                               + rng.normal(0, 0.08 * size, faces[0].points.shape))
+            return faces
+
+    marked = views[2].image.copy()
+    marked[0, 0] = 1.0
+    rec = person.reconstructor
+    saved = rec.detector
+    rec.detector = Jittery(saved)
+    try:
+        res = PersonReconstructor(rec).reconstruct([views[0].image, views[1].image, marked],
+                                                   names=["front", "left", "jittery"], check_same_person=False)
+    finally:
+        rec.detector = saved
+    assert res.weights[2] < 0.5 and res.weights[0] == res.weights[1] == 1.0
+    assert "down_weighted" in res.flags[2] and "down_weighted" not in res.flags[0]
