@@ -163,7 +163,8 @@ def main() -> None:
           f"{args.mode}, seed {args.seed}, yaws {YAWS}, off-model faces")
     print(f"{'group':28s} {'NoW mean mm':>11s} {'gap closed':>10s} {'s/group':>8s}")
     for name, r in rows.items():
-        print(f"{name:28s} {np.mean(r['err']):11.3f} {np.mean(r['gap']):10.3f} {np.nanmean(r['s']) if np.isfinite(r['s']).any() else float('nan'):8.3f}")
+        seconds = np.nanmean(r["s"]) if np.isfinite(r["s"]).any() else float("nan")
+        print(f"{name:28s} {np.mean(r['err']):11.3f} {np.mean(r['gap']):10.3f} {seconds:8.3f}")
     if 3 not in sizes:
         return
     g1, g3 = (np.mean(rows[k]["gap"]) for k in ("1 view (frontal)", "3 views"))

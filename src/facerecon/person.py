@@ -342,7 +342,8 @@ class PersonReconstructor:
         return PersonReconstruction(rec.state, [rec], [photo.name], np.ones(1), np.zeros(1), np.zeros(1), flags,
                                     skipped, mode, timings)
 
-    def _joint(self, photos: list[_Photo], mode: str, skipped: dict, timings: dict, check: bool) -> PersonReconstruction:
+    def _joint(self, photos: list[_Photo], mode: str, skipped: dict, timings: dict,
+               check: bool) -> PersonReconstruction:
         rec, cfg = self.reconstructor, self.config
         b = len(photos)
         flags: list[dict] = [{} for _ in photos]
@@ -380,7 +381,8 @@ class PersonReconstructor:
         similarity = self._embedding_agreement(photos)
         if check:
             self._check_same_person(odd, similarity, [p.name for p in photos])
-        cosine = None if similarity is None else np.array([np.median(np.delete(r, i)) for i, r in enumerate(similarity)])
+        cosine = None if similarity is None else np.array([np.median(np.delete(r, i))
+                                                           for i, r in enumerate(similarity)])
         if mode == "full":
             from .fitting.multi_image_photometric import fit_multi_image_photometric
 
@@ -407,7 +409,8 @@ class PersonReconstructor:
         face_size = float(np.linalg.norm(np.ptp(p.face.points[rec.landmark_weights > 0], axis=0)))
         if joint.image_rms_px[i] > 0.05 * face_size:
             quality.poor_landmark_fit = round(float(joint.image_rms_px[i]), 2)
-        losses = {"single": {"landmark_rms_px": p.single.rms_px}, "joint": {"landmark_rms_px": float(joint.image_rms_px[i])}}
+        losses = {"single": {"landmark_rms_px": p.single.rms_px},
+                  "joint": {"landmark_rms_px": float(joint.image_rms_px[i])}}
         return Reconstruction(state=fit.state, mode=mode, model_source=rec.model_source, view_name=rec.config.view,
                               landmarks=p.face, photo=p.photo, correspondence=fit.correspondence,
                               landmark_weights=rec.landmark_weights.copy(), quality=quality, losses=losses,

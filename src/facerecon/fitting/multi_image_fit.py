@@ -168,7 +168,8 @@ class _JointFit:
         self.k_exp = fitter.num_expression
         self.basis = fitter._basis(self.k_id)
         self.bary = fitter.correspondence.weights
-        self.images = [_Image(fitter, cfg, p, s, w, f, r) for p, s, w, f, r in zip(points, sizes, weights, focals, init)]
+        self.images = [_Image(fitter, cfg, p, s, w, f, r)
+                       for p, s, w, f, r in zip(points, sizes, weights, focals, init)]
         ids = np.zeros((len(init), self.k_id))
         for i, r in enumerate(init):
             a = r.state.to_numpy().params.identity[0]

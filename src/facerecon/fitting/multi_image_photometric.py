@@ -10,6 +10,7 @@ sits on its landmarks. Albedo and light stay per photo (B rows): each photo's ow
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -26,7 +27,8 @@ from .state import Appearance, FaceState
 def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter: LandmarkFitter,
                                 joint: MultiImageFitResult, images: list[np.ndarray], skin_masks: list[np.ndarray],
                                 eye_pairs: np.ndarray | None = None, lip_pairs: np.ndarray | None = None,
-                                landmark_config: LandmarkFitConfig | None = None, points: list[np.ndarray] | None = None,
+                                landmark_config: LandmarkFitConfig | None = None,
+                                points: list[np.ndarray] | None = None,
                                 weights: np.ndarray | None = None, fix_focal: list[bool] | None = None,
                                 rounds: int = 1) -> MultiImageFitResult:
     """Refine a joint landmark fit photometrically, keeping one identity.
@@ -61,8 +63,7 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
     for _ in range(rounds):
         steps = []
         for i in range(b):
-            start = joint.image_result(i)
-            start.state = states[i].replace(identity=alpha[None].copy())
+            start = dataclasses.replace(joint.image_result(i), state=states[i].replace(identity=alpha[None].copy()))
             refined[i] = full_fitter.fit(images[i], points[i], weights, skin_masks[i], start, eye_pairs, lip_pairs,
                                          fix_focal=fix_focal[i])
             steps.append(np.asarray(refined[i].state.params.identity[0], dtype=np.float64) - alpha)
@@ -84,10 +85,11 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
     stacked = FaceState.stack([s.replace(focal=s.camera.focal * sc, principal=s.camera.principal * sc,
                                          image_size=joint.state.camera.image_size) for s, sc in zip(one, scales)])
     state = stacked.replace(identity=alpha[None])
-    state = FaceState(state.params, state.camera,
-                      Appearance(np.concatenate([a.albedo for _, a in finals]), np.concatenate([a.sh for _, a in finals])))
+    state = FaceState(state.params, state.camera, Appearance(np.concatenate([a.albedo for _, a in finals]),
+                                                             np.concatenate([a.sh for _, a in finals])))
     residual = np.stack(residuals)
-    rms = np.array([np.sqrt(np.mean(r[(weights if weights is not None else np.ones(len(r))) > 0] ** 2)) for r in residual])
+    used = (weights if weights is not None else np.ones(residual.shape[1])) > 0
+    rms = np.sqrt(np.mean(residual[:, used] ** 2, axis=1))
     return MultiImageFitResult(state, finals[0][0].correspondence,
                                FitDiagnostics(residual, seconds=time.perf_counter() - t0,
                                               iterations=sum(r.diagnostics.iterations for r in refined)),
