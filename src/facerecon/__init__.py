@@ -24,4 +24,8 @@ def __getattr__(name: str):
         from . import pipeline
 
         return getattr(pipeline, name)
+    if name in ("reconstruct_person", "PersonReconstruction"):
+        from . import person
+
+        return getattr(person, name)
     raise AttributeError(name)

@@ -1,7 +1,7 @@
 """Command-line interface: argument parsing only; the work is done by the library.
 
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 no face, 4 unreadable or missing input,
-5 model missing or bad, 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM).
+5 model missing or bad, 6 photos of different people (--same-person), 130 interrupted (SIGINT, Ctrl-C), 143 terminated (SIGTERM).
 
 Nothing heavy is imported here: torch, MediaPipe and the model load only once a command needs
 them, after its inputs were checked, so `--help` and a bad path answer at once.
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip images whose output folder already holds params.json (continue a stopped run)")
+    p.add_argument("--same-person", action="store_true", help="the photos show one person: fit one shared face")
     p.add_argument("--detail", action="store_true",
                    help="also fit fine detail (full mode): displacement.png, normals.png, uncertainty.ply/.png, extras.json")
     p.add_argument("--metric", action="store_true",
@@ -135,6 +136,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .commands.reconstruct import reconstruct_command
 
         images = ([args.example] if args.example else []) + list(args.images)
+        if args.same_person:
+            from .commands.person import person_command
+
+            return person_command(images, args.out, args.mode, args.device, args.model, args.offline, args.json)
         return reconstruct_command(images, args.out, mode=args.mode, device=args.device, model=args.model,
                                    max_faces=args.max_faces, offline=args.offline, as_json=args.json,
                                    skip_existing=args.skip_existing, detail=args.detail, metric=args.metric)

@@ -9,7 +9,6 @@ import numpy as np
 from PIL import Image
 
 from facerecon.server import ServerConfig, create_app
-from facerecon.server.runner import SEPARATE_NOTE, _person_fit
 
 from ..browser.ecosystem import assert_khronos_valid
 from .live import live_server, post_photos, request, wait_finished
@@ -32,7 +31,7 @@ def test_two_photos_reconstructed_and_served(tmp_path, ict_dir):
         assert reply.status == 202, reply
         job = wait_finished(base, reply.json()["id"], timeout=600)
         assert job["status"] == "done", job
-        assert job["note"] == (None if _person_fit() else SEPARATE_NOTE)
+        assert job["note"] is None  # fitted together as one person (facerecon.person)
         assert [f["name"] for f in job["faces"]] == ["astronaut.jpg", "mirrored.png"]
         face = job["faces"][0]
         assert set(face["files"]) == {"albedo.png", "landmarks.json", "mesh.glb", "mesh.mtl", "mesh.obj", "mesh.ply",

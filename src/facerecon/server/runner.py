@@ -2,13 +2,11 @@
 each written whole by `save_whole` (mesh.obj/.mtl/.ply/.glb, albedo.png, params.json, overlay.png,
 landmarks.json).
 
-Several photos of one job are the same person. They are fitted together by
-`facerecon.person.reconstruct_person` where that module exists; until then each photo is
-reconstructed on its own and the result's `note` says so.
+Several photos of one job are the same person: they are fitted together with one shared identity
+(`facerecon.person.PersonReconstructor`); photos of different people fail the job with the reason.
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +14,6 @@ from ..commands.batch import load_reconstructor
 from ..commands.reconstruct import save_whole
 from ..errors import FaceReconError, NoFaceError
 from .workers import JobRunner, Progress
-
-SEPARATE_NOTE = ("the photos were reconstructed separately: fitting several photos of one person together "
-                 "needs facerecon.person, which this installation does not have")
-
 
 def run_job(reconstructor: Any, spec: dict, progress: Progress) -> dict:
     """Reconstruct the largest face of each photo of `spec` (see `JobRunner`).
@@ -31,12 +25,15 @@ def run_job(reconstructor: Any, spec: dict, progress: Progress) -> dict:
         FaceReconError: no photo gave a face (the first photo's error).
     """
     folder, inputs, names, mode = Path(spec["folder"]), spec["inputs"], spec["names"], spec["mode"]
-    joint = _person_fit()
-    note = None if len(inputs) == 1 or joint else SEPARATE_NOTE
+    note = None
     faces, errors = [], []
-    if joint is not None and len(inputs) > 1:
+    if len(inputs) > 1:
+        from ..person import PersonReconstructor
+
         progress(0.1, f"fitting {len(inputs)} photos together")
-        fitted = [(i, r) for i, r in enumerate(joint(reconstructor, inputs, mode=mode))]
+        person = PersonReconstructor(reconstructor=reconstructor).reconstruct(inputs, mode=mode, names=names)
+        fitted = [(names.index(n), r) for n, r in zip(person.names, person.photos)]
+        errors = [{"image": names.index(n), "name": n, "error": why} for n, why in person.skipped.items()]
     else:
         fitted = []
         for i, path in enumerate(inputs):
@@ -56,15 +53,6 @@ def run_job(reconstructor: Any, spec: dict, progress: Progress) -> dict:
     if not faces:
         raise NoFaceError(errors[0]["error"] if errors else "no face found")
     return {"faces": faces, "errors": errors, "note": note}
-
-
-def _person_fit():
-    """`facerecon.person.reconstruct_person` where it exists, else None."""
-    if importlib.util.find_spec("facerecon.person") is None:
-        return None
-    from .. import person
-
-    return getattr(person, "reconstruct_person", None)
 
 
 RECONSTRUCT = JobRunner(setup=load_reconstructor, run=run_job)

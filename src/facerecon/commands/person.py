@@ -1,0 +1,85 @@
+"""`facerecon reconstruct a.jpg b.jpg c.jpg --same-person -o OUT`: one person from several photos.
+
+Writes OUT/person/ (the shared neutral mesh as mesh.obj/.ply/.glb, person.json) and OUT/<photo>/
+per photo (as `reconstruct` writes one photo). Inputs are checked by content first; a photo that
+cannot be read or shows no face is reported and left out, the others are fitted (the exit code is
+then that photo's, as for `reconstruct`). Everything is written into a hidden temporary sibling
+and moved into OUT once complete. Exit code 6 (`person.DifferentPeopleError`): the photos show
+different people; the message names the odd photo(s) and nothing is written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from ..errors import FaceReconError
+from ..io.images import check_image_file
+from .reconstruct import EXAMPLE, _example_image, _new_sibling
+
+
+def person_command(images: list[str], out: str, mode: str = "fast", device: str = "cpu", model: str = "ict",
+                   offline: bool = False, as_json: bool = False) -> int:
+    """Reconstruct the one person in `images`; returns the exit code (see the module docstring)."""
+    if not images:
+        print("facerecon: error: give at least one IMAGE (or --example astronaut)", file=sys.stderr)
+        return 2
+    first_error = 0
+    usable, names = [], []
+    for name in images:
+        try:
+            if name != EXAMPLE:
+                check_image_file(name)
+        except FaceReconError as exc:
+            print(f"facerecon: error: {exc}", file=sys.stderr)
+            first_error = first_error or exc.exit_code
+            continue
+        usable.append(name)
+        names.append(EXAMPLE if name == EXAMPLE else Path(name).stem)
+    if not usable:
+        return first_error
+    from ..person import PersonReconstructor
+
+    with PersonReconstructor(model=model, device=device, download=not offline, embedder=_embedder()) as person:
+        result = person.reconstruct([_example_image() if n == EXAMPLE else n for n in usable], mode=mode,
+                                    names=names)
+    for name, why in result.skipped.items():
+        print(f"facerecon: error: {why if name in why else f'{name}: {why}'}", file=sys.stderr)
+        first_error = first_error or 3
+    out_root = Path(out)
+    tmp = _new_sibling(out_root, "partial")
+    try:
+        result.save(tmp)
+        out_root.mkdir(parents=True, exist_ok=True)
+        for entry in sorted(tmp.iterdir()):
+            target = out_root / entry.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+        tmp.rmdir()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    summary = result.to_dict()
+    if as_json:
+        print(json.dumps({"out": str(out_root), **summary}, indent=1))
+    else:
+        print(f"person -> {out_root / 'person'}/ from {len(result.photos)} photo(s)")
+        for p in summary["photos"]:
+            flags = f"  {p['flags']}" if p["flags"] else ""
+            print(f"  {p['name']}: weight {p['weight']:.2f}, own shape {p['own_identity_distance_mm']:.2f} mm "
+                  f"from the shared one{flags}")
+    return first_error
+
+
+def _embedder():
+    """dlib's face embedder when `facerecon[dlib]` is installed, else None (shape test only)."""
+    from ..evaluation.identity import DlibFaceEmbedder
+    from ..landmarks.dlib_detector import DlibMissingError
+
+    try:
+        return DlibFaceEmbedder()
+    except DlibMissingError:
+        return None

@@ -1,0 +1,486 @@
+"""Several photos of one person: one shared identity, per-photo expression, pose, camera and light.
+
+    import facerecon
+    person = facerecon.reconstruct_person(["a.jpg", "b.jpg", "c.jpg"], mode="fast")
+    person.neutral_mesh().export("me.glb")   # identity only, no expression
+    person.save("out/")                      # out/person/ (mesh.obj/.ply/.glb, person.json), out/<photo>/
+
+The work, per photo: detection and the one-photo landmark fit (the `Reconstructor`'s detector and
+fitters); then the joint landmark fit (`fitting.multi_image_fit`) from the median of the one-photo
+identities; full mode adds the joint photometric refinement (`fitting.multi_image_photometric`).
+
+Robust to the photo set:
+- a photo with no face is reported (`PersonReconstruction.skipped`) and the others are fitted;
+- a photo with several faces uses the largest and is flagged `multiple_faces`;
+- identical photos (same pixels) share one photo's weight and are flagged `duplicate_of`;
+- a photo whose landmarks the shared face fits badly (RMS above `PersonConfig.poor_fit_fraction`
+  of its face size) is down-weighted and flagged `down_weighted`, and the joint fit is redone;
+- photos of different people raise `DifferentPeopleError` (exit code 6) naming the odd photo(s),
+  by two tests: (1) shape: each photo's own one-photo identity against the median of the other
+  photos' ones (mm RMS over the face region of the neutral faces), more than
+  `PersonConfig.max_disagreement_mm` is another person. One photo's landmarks pin the shape down
+  poorly (one-photo fits of one synthetic person differ by up to ~9 mm, two random people by ~8
+  mm), so this catches gross disagreement only; (2) when a face embedder is given (dlib's, with
+  `facerecon[dlib]`), the photos' embeddings: a median cosine similarity to the other photos below
+  `PersonConfig.min_identity_cosine` is another person. With two photos the pair is named.
+- order does not matter: every step is symmetric in the photos.
+- one usable photo gives exactly the single-photo pipeline's result.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .errors import FitError, ImageError, NoFaceError, UsageError
+from .fitting.multi_image_fit import MultiImageFitResult, fit_multi_image
+from .fitting.result import FitResult
+from .fitting.state import FaceState
+from .io import Mesh, supported_formats
+from .landmarks import FaceLandmarks, face_region_mask
+from .pipeline import MODES, Reconstructor, _as_float_image
+from .reconstruction import QualityFlags, Reconstruction, photo_copy
+
+PERSON_FOLDER = "person"
+
+
+class DifferentPeopleError(FitError):
+    """The photos given as one person show different people (exit code 6)."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, odd: list[str]) -> None:
+        super().__init__(message)
+        self.odd = odd
+
+
+@dataclass
+class PersonConfig:
+    """Thresholds of the several-photo fit (see the module docstring).
+
+    Attributes:
+        joint_identity_prior: the joint fit's identity prior, as a multiple of the landmark fit's.
+            The landmark term counts every detected point as independent evidence, but a
+            detector's errors follow the face, so B photos are far from B times the evidence of
+            one; measured on the 8 people of bench_multiview.py seed 0 (fast mode), the gap closed
+            by 3 views goes from 0.04 (x1) to 0.13 (x10), 0.12 (x30), 0.08 (x100).
+        joint_num_identity: identity modes of the joint fit (40: 0.13 vs 0.13 with 100 for 3
+            views, 0.15 vs 0.11 for 5).
+        max_disagreement_mm: a photo whose own identity is further than this (mm RMS over the
+            face) from the median of the others' is another person. Above the largest value seen
+            for one person (8.9 mm over 48 photos of 16 synthetic people at yaw 0, +-35, fast mode).
+        min_identity_cosine: with a face embedder, a photo whose median cosine similarity to the
+            others is below this is another person (0.82: dlib's 0.6 distance on unit vectors).
+        poor_fit_fraction: landmark RMS of the joint fit, as a fraction of the photo's face size,
+            above which a photo is down-weighted by (fraction / its RMS)^2: inverse-variance
+            weights, the photo's residual standing for its landmark noise. Frontal views fit to
+            0.7-1 %, yaw 60 views to 2-3 %. Measured on 16 people (seeds 100-115, fast mode): gap
+            closed by 0, +-35, 60 views -0.14 without, -0.10 at 2 %, -0.03 at 1 %.
+        flag_weight_below: photos weighted below this are flagged `down_weighted` (RMS above 2 %).
+        min_weight: the smallest weight a photo gets.
+        check_same_person: raise `DifferentPeopleError` on disagreement (else only report it).
+        region: the model region over which identities are compared.
+    """
+
+    joint_identity_prior: float = 10.0
+    joint_num_identity: int = 40
+    max_disagreement_mm: float = 10.0
+    min_identity_cosine: float = 0.82
+    poor_fit_fraction: float = 0.01
+    flag_weight_below: float = 0.25
+    min_weight: float = 0.05
+    check_same_person: bool = True
+    region: str = "face"
+
+
+@dataclass
+class PersonReconstruction:
+    """One person from several photos.
+
+    Attributes:
+        state: the joint `FaceState`: identity (1, K), B rows elsewhere, cameras in the normalised
+            frame of `fitting.multi_image_fit` (each photo's own camera is in `photos[i].state`).
+        photos: one `Reconstruction` per fitted photo, each with the shared identity.
+        names: the photos' names (file stems or given names), in the order given.
+        weights: (B,) the weight each photo had in the joint fit.
+        own_distance_mm: (B,) mm RMS over the face between each photo's own one-photo identity
+            and the shared one. odd_distance_mm: (B,) the same against the median of the others.
+        identity_cosine: (B,) median cosine similarity of each photo's face embedding to the
+            others', or None without an embedder.
+        flags: one dict per photo (down_weighted, duplicate_of, multiple_faces, ...).
+        skipped: photo name -> why it was not fitted (no face, unreadable).
+        mode: "fast" or "full". timings: seconds by stage.
+    """
+
+    state: FaceState
+    photos: list[Reconstruction]
+    names: list[str]
+    weights: np.ndarray
+    own_distance_mm: np.ndarray
+    odd_distance_mm: np.ndarray
+    flags: list[dict]
+    skipped: dict[str, str] = field(default_factory=dict)
+    mode: str = "fast"
+    timings: dict = field(default_factory=dict)
+    identity_cosine: np.ndarray | None = None
+
+    @property
+    def identity(self) -> np.ndarray:
+        """(K,) the shared identity coefficients."""
+        return np.asarray(self.state.params.identity[0], dtype=np.float64)
+
+    def neutral_vertices(self, full: bool = False) -> np.ndarray:
+        """(V, 3) the shared identity with no expression, model space (mm): the fitted view, or the full model."""
+        rec = self.photos[0]
+        model = rec.model if full else rec.view
+        with torch.no_grad():
+            a = torch.as_tensor(self.identity[None], dtype=model.dtype, device=model.device)
+            return model.vertices(a, None)[0].cpu().double().numpy()
+
+    def _neutral_reconstruction(self) -> Reconstruction:
+        """The most frontal of the most-weighted photos, expression zeroed: its colours dress the neutral mesh."""
+        order = sorted(range(len(self.photos)), key=lambda i: (-round(float(self.weights[i]), 6),
+                                                               round(abs(self.photos[i].pose_deg[0]), 3),
+                                                               self.names[i]))
+        rec = self.photos[order[0]]
+        zero = np.zeros_like(rec.state.params.expression)
+        return dataclasses.replace(rec, state=rec.state.replace(expression=zero))
+
+    def neutral_mesh(self) -> Mesh:
+        """The full head with the shared identity and no expression (morph targets at weight 0), as `io.Mesh`."""
+        return self._neutral_reconstruction().mesh
+
+    def to_dict(self) -> dict:
+        """What person.json holds (JSON-ready)."""
+        rec = self.photos[0]
+        return {
+            "facerecon_version": __version__,
+            "model": {"name": rec.model.name, "version": rec.model.version, "fitted_view": rec.view.num_vertices},
+            "mode": self.mode,
+            "units": "mm; model space +y up, +z toward the camera (docs/conventions.md)",
+            "identity": [round(float(x), 6) for x in self.identity],
+            "photos": [{"name": n, "weight": round(float(w), 4), "own_identity_distance_mm": round(float(d), 3),
+                        "distance_to_others_mm": round(float(o), 3),
+                        "identity_cosine_to_others": None if self.identity_cosine is None
+                        else round(float(self.identity_cosine[k]), 4),
+                        "landmark_rms_px": round(p.landmark_error_px(), 3),
+                        "yaw_deg": round(float(p.pose_deg[0]), 2), "flags": f}
+                       for k, (n, w, d, o, p, f) in enumerate(zip(self.names, self.weights, self.own_distance_mm,
+                                                                  self.odd_distance_mm, self.photos, self.flags))],
+            "skipped": self.skipped,
+            "timings_s": {k: round(float(v), 5) for k, v in self.timings.items()},
+        }
+
+    def save(self, folder: str | Path) -> dict[str, Path]:
+        """Write `folder/person/` (mesh.obj/.ply/.glb, albedo.png, person.json) and one folder per
+        photo (`Reconstruction.save`, named after the photo); returns the paths by name."""
+        folder = Path(folder)
+        for rec in self.photos:
+            rec.check_finite()
+        out = folder / PERSON_FOLDER
+        out.mkdir(parents=True, exist_ok=True)
+        mesh = self.neutral_mesh()
+        paths = {fmt: mesh.export(out / f"mesh.{fmt}") for fmt in supported_formats()}
+        paths["person"] = out / "person.json"
+        paths["person"].write_text(json.dumps(self.to_dict(), indent=1))
+        for name, rec in zip(photo_folders(self.names), self.photos):
+            for key, p in rec.save(folder / name).items():
+                paths[f"{name}/{key}"] = p
+        return paths
+
+
+def photo_folders(names: list[str]) -> list[str]:
+    """One folder name per photo: its name, with _2, _3 ... for repeats (in the order given)."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        base = n if n != PERSON_FOLDER else f"{n}_photo"
+        seen[base] = seen.get(base, 0) + 1
+        out.append(base if seen[base] == 1 else f"{base}_{seen[base]}")
+    return out
+
+
+@dataclass
+class _Photo:
+    name: str
+    source: str | None
+    face: FaceLandmarks
+    faces_detected: int
+    size: tuple[int, int]
+    photo: np.ndarray
+    focal: float | None
+    focal_source: str
+    digest: str
+    single: FitResult
+    image: np.ndarray | None  # kept for full mode only
+    timings: dict
+
+
+class PersonReconstructor:
+    """Reconstructs one person from several photos, reusing a `Reconstructor`'s detector and fitters.
+
+    Args:
+        reconstructor: a `facerecon.pipeline.Reconstructor` (default: a new one on ICT-FaceKit).
+        config: `PersonConfig`.
+        embedder: a face embedder (`embed(image, box) -> (D,)`, e.g.
+            `facerecon.evaluation.identity.DlibFaceEmbedder()`) for the different-people test, or None.
+        **kwargs: passed to `Reconstructor` when none is given (model, device, download).
+    """
+
+    def __init__(self, reconstructor: Reconstructor | None = None, config: PersonConfig | None = None,
+                 embedder=None, **kwargs) -> None:
+        self.embedder = embedder
+        self._own = reconstructor is None
+        self.reconstructor = reconstructor if reconstructor is not None else Reconstructor(**kwargs)
+        self.config = config or PersonConfig()
+        view = self.reconstructor.view
+        region = view.regions.get(self.config.region)
+        self._region = None if region is None else region.cpu().numpy()
+
+    def close(self) -> None:
+        if self._own:
+            self.reconstructor.close()
+
+    def __enter__(self) -> "PersonReconstructor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the job
+    def reconstruct(self, images: list, mode: str = "fast", names: list[str] | None = None,
+                    focals: list[float | None] | None = None,
+                    check_same_person: bool | None = None) -> PersonReconstruction:
+        """Reconstruct the person seen in `images` (paths or (H, W, 3) arrays), in any order.
+
+        Args:
+            mode: "fast" (joint landmark fit) or "full" (then the joint photometric fit).
+            names: one name per image (default: file stems, or "photo<i>" for arrays).
+            focals: known focal lengths in px per image, or None (EXIF or estimated, as the pipeline).
+            check_same_person: override `PersonConfig.check_same_person`.
+
+        Raises:
+            NoFaceError: no photo has a face. DifferentPeopleError: the photos disagree on the shape.
+            UsageError: no images, a bad mode, or names/focals of the wrong length.
+        """
+        if mode not in MODES:
+            raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
+        images = list(images)
+        if not images:
+            raise UsageError("reconstruct_person needs at least one photo")
+        names = list(names) if names is not None else [Path(x).stem if isinstance(x, (str, Path)) else f"photo{i}"
+                                                       for i, x in enumerate(images)]
+        focals = [None] * len(images) if focals is None else list(focals)
+        if len(names) != len(images) or len(focals) != len(images):
+            raise UsageError(f"got {len(images)} images, {len(names)} names and {len(focals)} focal lengths")
+        check = self.config.check_same_person if check_same_person is None else check_same_person
+        t0 = time.perf_counter()
+        skipped: dict[str, str] = {}
+        photos, kept, errors = [], [], []
+        for index, (image, name, focal) in enumerate(zip(images, names, focals)):
+            try:
+                photos.append(self._prepare(image, name, focal, keep_image=mode == "full"))
+                kept.append(index)
+            except (NoFaceError, ImageError) as exc:
+                skipped[name] = str(exc)
+                errors.append(exc)
+        timings = {"detect_and_single_fit_s": time.perf_counter() - t0}
+        if not photos:
+            raise type(errors[0])(f"none of the {len(images)} photos could be fitted: "
+                                  + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+        if len(photos) == 1:
+            return self._single(photos[0], images[kept[0]], mode, skipped, timings)
+        return self._joint(photos, mode, skipped, timings, check)
+
+    def _prepare(self, image, name: str, focal: float | None, keep_image: bool) -> _Photo:
+        rec = self.reconstructor
+        t = time.perf_counter()
+        source = None
+        focal_source = "given" if focal is not None else "estimated"
+        if isinstance(image, (str, Path)):
+            from .io.images import exif_focal_px, load_image
+
+            source = str(image)
+            image = load_image(image)
+            exif = exif_focal_px(source, image.shape[:2]) if focal is None else None
+            if exif is not None:
+                focal, focal_source = exif[0], f"exif:{exif[1]}"
+        image = _as_float_image(image)
+        if focal is not None and not (np.isfinite(focal) and focal > 0):
+            raise UsageError(f"{name}: focal must be a positive number of pixels, got {focal!r}")
+        timings = {"load_s": time.perf_counter() - t}
+        t = time.perf_counter()
+        faces = rec.detector.detect(image)
+        timings["detect_s"] = time.perf_counter() - t
+        h, w = image.shape[:2]
+        if not faces:
+            raise NoFaceError(f"no face found in {name}")
+        t = time.perf_counter()
+        single = rec.fast_fitter.fit(faces[0].points, (h, w), rec.landmark_weights, rec.config.landmark, focal=focal)
+        timings["fast_fit_s"] = time.perf_counter() - t
+        digest = hashlib.sha1(np.ascontiguousarray((image * 255 + 0.5).astype(np.uint8))).hexdigest()
+        return _Photo(name, source, faces[0], len(faces), (h, w), photo_copy(image), focal, focal_source, digest,
+                      single, image if keep_image else None, timings)
+
+    def _single(self, photo: _Photo, image, mode: str, skipped: dict, timings: dict) -> PersonReconstruction:
+        """One usable photo: exactly the single-photo pipeline."""
+        if photo.image is not None:
+            image = photo.image
+        rec = self.reconstructor.reconstruct(image, mode=mode, focal=photo.focal)[0]
+        if photo.source is not None:
+            rec.source = photo.source
+            rec.focal_source = photo.focal_source
+        flags = [{"multiple_faces": photo.faces_detected}] if photo.faces_detected > 1 else [{}]
+        timings["total_s"] = sum(timings.values())
+        return PersonReconstruction(rec.state, [rec], [photo.name], np.ones(1), np.zeros(1), np.zeros(1), flags,
+                                    skipped, mode, timings)
+
+    def _joint(self, photos: list[_Photo], mode: str, skipped: dict, timings: dict,
+               check: bool) -> PersonReconstruction:
+        rec, cfg = self.reconstructor, self.config
+        b = len(photos)
+        flags: list[dict] = [{} for _ in photos]
+        for f, p in zip(flags, photos):
+            if p.faces_detected > 1:
+                f["multiple_faces"] = p.faces_detected
+        # identical photos count as one: they share its weight
+        base = np.ones(b)
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(photos):
+            groups.setdefault(p.digest, []).append(i)
+        for ids in groups.values():
+            if len(ids) > 1:
+                base[ids] = 1.0 / len(ids)
+                for i in ids:
+                    flags[i]["duplicate_of"] = sorted(photos[j].name for j in ids if j != i)
+        t = time.perf_counter()
+        lm = rec.config.landmark
+        joint_config = dataclasses.replace(
+            lm, num_identity=cfg.joint_num_identity,
+            terms={**lm.terms, "identity_prior": lm.terms.get("identity_prior", 1.0) * cfg.joint_identity_prior})
+        args = dict(points=[p.face.points for p in photos], image_sizes=[p.size for p in photos],
+                    weights=rec.landmark_weights, config=joint_config, focals=[p.focal for p in photos],
+                    init=[p.single for p in photos])
+        joint = fit_multi_image(rec.fast_fitter, image_weights=base, **args)
+        face_size = np.array([np.linalg.norm(np.ptp(p.face.points[rec.landmark_weights > 0], axis=0)) for p in photos])
+        ratio = joint.image_rms_px / face_size
+        fit_weight = np.clip((cfg.poor_fit_fraction / np.maximum(ratio, 1e-12)) ** 2, cfg.min_weight, 1.0)
+        if (fit_weight < 1).any():
+            joint = fit_multi_image(rec.fast_fitter, image_weights=base * fit_weight, **args)
+        for i in np.nonzero(fit_weight < cfg.flag_weight_below)[0]:
+            flags[i]["down_weighted"] = f"landmark RMS {ratio[i]:.1%} of the face size"
+        timings["joint_fit_s"] = time.perf_counter() - t
+        own, odd = self._disagreement(joint, photos)
+        similarity = self._embedding_agreement(photos)
+        if check:
+            self._check_same_person(odd, similarity, [p.name for p in photos])
+        cosine = None if similarity is None else np.array([np.median(np.delete(r, i))
+                                                           for i, r in enumerate(similarity)])
+        if mode == "full":
+            from .fitting.multi_image_photometric import fit_multi_image_photometric
+
+            t = time.perf_counter()
+            joint = fit_multi_image_photometric(
+                rec.full_fitter, rec.fast_fitter, joint, [p.image for p in photos],
+                [face_region_mask(p.face, p.size) for p in photos], rec.eye_pairs, rec.lip_pairs, rec.config.landmark,
+                points=[p.face.points for p in photos], weights=rec.landmark_weights,
+                fix_focal=[p.focal is not None for p in photos])
+            timings["joint_full_fit_s"] = time.perf_counter() - t
+            own, _ = self._disagreement(joint, photos)
+        recs = [self._photo_reconstruction(joint, i, p, mode) for i, p in enumerate(photos)]
+        timings["total_s"] = sum(timings.values())
+        return PersonReconstruction(joint.state, recs, [p.name for p in photos], joint.image_weights, own, odd, flags,
+                                    skipped, mode, timings, identity_cosine=cosine)
+
+    def _photo_reconstruction(self, joint: MultiImageFitResult, i: int, p: _Photo, mode: str) -> Reconstruction:
+        rec = self.reconstructor
+        fit = joint.image_result(i)
+        quality = QualityFlags(multiple_faces=p.faces_detected > 1)
+        yaw = float(fit.state.params.pose_deg()[0, 0])
+        if abs(yaw) > 60.0:
+            quality.extreme_yaw = round(yaw, 1)
+        face_size = float(np.linalg.norm(np.ptp(p.face.points[rec.landmark_weights > 0], axis=0)))
+        if joint.image_rms_px[i] > 0.05 * face_size:
+            quality.poor_landmark_fit = round(float(joint.image_rms_px[i]), 2)
+        losses = {"single": {"landmark_rms_px": p.single.rms_px},
+                  "joint": {"landmark_rms_px": float(joint.image_rms_px[i])}}
+        return Reconstruction(state=fit.state, mode=mode, model_source=rec.model_source, view_name=rec.config.view,
+                              landmarks=p.face, photo=p.photo, correspondence=fit.correspondence,
+                              landmark_weights=rec.landmark_weights.copy(), quality=quality, losses=losses,
+                              timings=dict(p.timings), faces_detected=p.faces_detected, source=p.source,
+                              focal_source=p.focal_source)
+
+    # ------------------------------------------------------------------ same person?
+    def _neutral_region(self, identities: list[np.ndarray]) -> np.ndarray:
+        """(N, R, 3) the face region of the neutral faces of N identities (k_i,) (the first k_i modes)."""
+        view = self.reconstructor.view
+        k = view.num_identity
+        rows = np.zeros((len(identities), k))
+        for row, a in zip(rows, identities):
+            row[: min(k, len(a))] = a[:k]
+        with torch.no_grad():
+            v = view.vertices(torch.as_tensor(rows, dtype=view.dtype, device=view.device), None).cpu().double().numpy()
+        return v if self._region is None else v[:, self._region]
+
+    def _disagreement(self, joint: MultiImageFitResult, photos: list[_Photo]) -> tuple[np.ndarray, np.ndarray]:
+        """(B,) mm RMS of each photo's own identity to the shared one, and to the median of the others'."""
+        own = [np.asarray(p.single.state.params.identity[0], dtype=np.float64) for p in photos]
+        faces = self._neutral_region(own + [np.asarray(joint.state.params.identity[0], dtype=np.float64)])
+        singles, shared = faces[:-1], faces[-1]
+        to_shared = np.sqrt(((singles - shared) ** 2).sum(-1).mean(-1))
+        b = len(photos)
+        others = np.stack([np.median(np.delete(singles, i, axis=0), axis=0) for i in range(b)])
+        to_others = np.sqrt(((singles - others) ** 2).sum(-1).mean(-1))
+        return to_shared, to_others
+
+    def _embedding_agreement(self, photos: list[_Photo]) -> np.ndarray | None:
+        """(B, B) cosine similarities of the photos' face embeddings, or None without an embedder."""
+        if self.embedder is None:
+            return None
+        emb = []
+        for p in photos:
+            scale = p.photo.shape[1] / p.size[1]
+            e = np.asarray(self.embedder.embed(p.photo.astype(np.float32) / 255.0,
+                                               np.asarray(p.face.box, dtype=np.float64) * scale), dtype=np.float64)
+            emb.append(e / max(np.linalg.norm(e), 1e-12))
+        return np.stack(emb) @ np.stack(emb).T
+
+    def _check_same_person(self, odd: np.ndarray, similarity: np.ndarray | None, names: list[str]) -> None:
+        """Raise `DifferentPeopleError` naming the photos unlike most of the others (embeddings
+        first, when there are any, then the shape)."""
+        if similarity is not None:
+            limit = self.config.min_identity_cosine
+            others = [np.delete(similarity[i], i) for i in range(len(names))]
+            cosine = np.array([np.median(o) for o in others])
+            bad = [i for i in np.argsort(cosine) if np.mean(others[i] < limit) > 0.5]
+            _raise_odd(names, bad, [f"median cosine {c:.3f}" for c in cosine],
+                       f"face embeddings' cosine similarity below {limit:.2f}")
+        limit = self.config.max_disagreement_mm
+        bad = [i for i in np.argsort(-odd) if odd[i] > limit]
+        _raise_odd(names, bad, [f"{d:.2f} mm" for d in odd], f"face shapes more than {limit:.2f} mm RMS apart")
+
+
+def _raise_odd(names: list[str], bad: list[int], values: list[str], test: str) -> None:
+    if not bad:
+        return
+    if len(names) == 2:
+        raise DifferentPeopleError(f"{names[0]} and {names[1]} look like different people ({values[0]}: {test}); "
+                                   f"give photos of one person only", list(names))
+    listed = ", ".join(f"{names[i]} ({values[i]})" for i in bad)
+    raise DifferentPeopleError(f"not the same person: {listed} unlike the other photos ({test}); remove "
+                               f"{'it' if len(bad) == 1 else 'them'} or check the photos", [names[i] for i in bad])
+
+
+def reconstruct_person(images: list, mode: str = "fast", model: str = "ict", device: str = "cpu",
+                       names: list[str] | None = None, download: bool = False,
+                       config: PersonConfig | None = None) -> PersonReconstruction:
+    """Reconstruct one person from several photos (see `PersonReconstructor` to reuse the set-up)."""
+    with PersonReconstructor(config=config, model=model, device=device, download=download) as person:
+        return person.reconstruct(images, mode=mode, names=names)
