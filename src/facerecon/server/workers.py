@@ -126,7 +126,10 @@ class _Child:
         if self.proc.is_alive():
             self.proc.kill()
         self.proc.join(10)
-        self.conn.close()
+        try:
+            self.conn.close()
+        except OSError:  # closed already by the pool's shutdown, which may race with a job's end
+            pass
 
 
 class WorkerPool:
