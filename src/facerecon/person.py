@@ -45,7 +45,7 @@ from .fitting.result import FitResult
 from .fitting.state import FaceState
 from .io import Mesh, supported_formats
 from .landmarks import FaceLandmarks, face_region_mask
-from .pipeline import MODES, Reconstructor, _as_float_image
+from .pipeline import MODES, Reconstructor, load_photo
 from .reconstruction import QualityFlags, Reconstruction, photo_copy
 
 PERSON_FOLDER = "person"
@@ -302,17 +302,7 @@ class PersonReconstructor:
     def _prepare(self, image, name: str, focal: float | None, keep_image: bool) -> _Photo:
         rec = self.reconstructor
         t = time.perf_counter()
-        source = None
-        focal_source = "given" if focal is not None else "estimated"
-        if isinstance(image, (str, Path)):
-            from .io.images import exif_focal_px, load_image
-
-            source = str(image)
-            image = load_image(image)
-            exif = exif_focal_px(source, image.shape[:2]) if focal is None else None
-            if exif is not None:
-                focal, focal_source = exif[0], f"exif:{exif[1]}"
-        image = _as_float_image(image)
+        image, source, focal, focal_source = load_photo(image, focal)
         if focal is not None and not (np.isfinite(focal) and focal > 0):
             raise UsageError(f"{name}: focal must be a positive number of pixels, got {focal!r}")
         timings = {"load_s": time.perf_counter() - t}

@@ -151,17 +151,7 @@ class Reconstructor:
             raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        source = None
-        focal_source = "given" if focal is not None else "estimated"
-        if isinstance(image, (str, Path)):
-            from .io.images import exif_focal_px, load_image
-
-            source = str(image)
-            image = load_image(image)
-            exif = exif_focal_px(source, image.shape[:2]) if focal is None else None
-            if exif is not None:
-                focal, focal_source = exif[0], f"exif:{exif[1]}"
-        image = _as_float_image(image)
+        image, source, focal, focal_source = load_photo(image, focal)
         timings["load_s"] = time.perf_counter() - t0
         t = time.perf_counter()
         faces = self.detector.detect(image)
@@ -278,7 +268,27 @@ def reconstruct(image: np.ndarray | str | Path, mode: str = "fast", model: Morph
         return rec.reconstruct(image, mode=mode, focal=focal)[0]
 
 
-def _as_float_image(image: np.ndarray) -> np.ndarray:
+def load_photo(image: np.ndarray | str | Path, focal: float | None = None):
+    """A photo (path or array) as (H, W, 3) float32 in [0, 1], with where it came from and its focal.
+
+    Returns:
+        (image, source path or None, focal px or None, focal source: "given", "exif:<tag>" or
+        "estimated"). A path's EXIF focal length is used when `focal` is not given.
+    """
+    source = None
+    focal_source = "given" if focal is not None else "estimated"
+    if isinstance(image, (str, Path)):
+        from .io.images import exif_focal_px, load_image
+
+        source = str(image)
+        image = load_image(image)
+        exif = exif_focal_px(source, image.shape[:2]) if focal is None else None
+        if exif is not None:
+            focal, focal_source = exif[0], f"exif:{exif[1]}"
+    return as_float_image(image), source, focal, focal_source
+
+
+def as_float_image(image: np.ndarray) -> np.ndarray:
     arr = np.asarray(image)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
