@@ -11,6 +11,7 @@ are plain arrays (numpy, mm, model space); the user-facing objects are convenien
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -238,15 +239,12 @@ class Reconstruction:
         ARKit's 52 names (plus ICT's split halves) for ICT-named models, the model's own otherwise."""
         m = self.model
         names = list(m.expression_names)
-        basis = m.expression_basis.detach().cpu().double().numpy()
         weights = self.params.expression[0]
+        targets = _morph_targets(m)
         if uses_ict_names(names):
-            main, main_offsets, extra, extra_offsets = arkit_targets(names, basis)
             w_main, w_extra = gltf_weights(names, weights)
-            targets = dict(zip(main + extra, np.concatenate([main_offsets, extra_offsets])))
             morph_weights = list(w_main) + list(w_extra)
         else:
-            targets = dict(zip(names, basis))
             morph_weights = [float(x) for x in weights]
         return Mesh(
             vertices=self.vertices(full=True), triangles=self._visible_triangles(),
@@ -506,6 +504,23 @@ class Reconstruction:
         paths["params"] = folder / "params.json"
         paths["params"].write_text(json.dumps(self.to_dict(), indent=1))
         return paths
+
+
+_MORPH_TARGETS: "weakref.WeakKeyDictionary[MorphableModel, dict[str, np.ndarray]]" = weakref.WeakKeyDictionary()
+
+
+def _morph_targets(model: MorphableModel) -> dict[str, np.ndarray]:
+    """name -> (V, 3) float64 mm offsets the meshes carry as morph targets: ARKit's 52 names (plus
+    ICT's split halves) for ICT-named models, the model's own names otherwise; built once per model."""
+    if model not in _MORPH_TARGETS:
+        names = list(model.expression_names)
+        basis = model.expression_basis.detach().cpu().double().numpy()
+        if uses_ict_names(names):
+            main, main_offsets, extra, extra_offsets = arkit_targets(names, basis)
+            _MORPH_TARGETS[model] = dict(zip(main + extra, np.concatenate([main_offsets, extra_offsets])))
+        else:
+            _MORPH_TARGETS[model] = dict(zip(names, basis))
+    return _MORPH_TARGETS[model]
 
 
 def photo_copy(image: np.ndarray, max_side: int = PHOTO_MAX_SIDE) -> np.ndarray:
