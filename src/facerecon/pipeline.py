@@ -19,6 +19,7 @@ from .fitting import (FitResult, LandmarkFitConfig, LandmarkFitter, PhotometricF
                       correspondence_on)
 from .landmarks import (MEDIAPIPE478, FaceLandmarks, LandmarkDetector, create_detector, eyelid_pairs,
                         face_region_mask, inner_lip_pairs, load_correspondence)
+from .fitting.landmark_fit import CorrelatedNoise
 from .landmarks.error_model import LandmarkErrorModel
 from .models import MorphableModel, load_model
 from .reconstruction import QualityFlags, Reconstruction, photo_copy, register_model
@@ -50,6 +51,12 @@ class PipelineConfig:
     # the error model at the old default)
     noise_inflation: float = 6.0
     max_point_weight: float = 4.0
+    # the fast fit's error-model pass whitens the residuals by the error model's correlated noise
+    # (low-rank + diagonal covariance per |yaw| bin: whole contours slide together) instead of
+    # weighting independent points; its stds are multiplied by this (calibrated on training renders
+    # by scripts/calibrate_fit_priors.py --correlated, never on a benchmark)
+    correlated_noise: bool = True
+    correlated_inflation: float = 1.0
     # with the error model: fixed (non-sliding) points whose surface faces away from the camera by
     # more than this cosine are dropped (self-occluded: the detector's point is elsewhere)
     drop_facing_below: float = -0.1
@@ -186,8 +193,10 @@ class Reconstructor:
         fast = self.fast_fitter.fit(points, (h, w), weights, cfg.landmark, focal=focal)
         model = self._error_model()
         if model is not None:
+            base = weights
             points, weights = self._apply_error_model(model, face.points, weights, fast)
-            fast = self.fast_fitter.fit(points, (h, w), weights, cfg.landmark, focal=focal, init=fast)
+            fit_weights, noise = self._correlated_noise(model, face.points, base, weights, fast)
+            fast = self.fast_fitter.fit(points, (h, w), fit_weights, cfg.landmark, focal=focal, init=fast, noise=noise)
         timings["fast_fit_s"] = time.perf_counter() - t
         fit_used: FitResult = fast
         losses = {"fast": {"landmark_rms_px": fast.rms_px}}
@@ -226,6 +235,20 @@ class Reconstructor:
                         cfg.max_point_weight)
         hidden = (self.fast_fitter.landmark_facing(first) < cfg.drop_facing_below) & ~first.correspondence.sliding
         return corrected, np.where(hidden, 0.0, weights * scale)
+
+    def _correlated_noise(self, model: LandmarkErrorModel, points: np.ndarray, base: np.ndarray,
+                          weights: np.ndarray, first: FitResult) -> tuple[np.ndarray, CorrelatedNoise | None]:
+        """The fast fit's (weights, correlated noise) for the error-model pass: the base weights on the
+        points `_apply_error_model` kept (its per-point noise scale is then in the covariance), and
+        the model's covariance at the first fit's yaw, inflated; (weights, None) without one."""
+        cfg = self.config
+        if not (cfg.correlated_noise and model.has_covariance):
+            return weights, None
+        face_size = float(np.linalg.norm(np.ptp(points[base > 0], axis=0)))
+        d, u = model.covariance_at(float(first.state.params.pose_deg()[0, 0]), face_size)
+        floor = (1e-3 * face_size) ** 2
+        noise = CorrelatedNoise(np.maximum(d, floor), u).scaled(cfg.correlated_inflation)
+        return np.where(weights > 0, base, 0.0), noise
 
     def _full_fit(self, image, face, points, weights, fast: FitResult, focal, quality: QualityFlags, losses: dict,
                   timings: dict) -> FitResult:
