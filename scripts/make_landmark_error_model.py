@@ -86,7 +86,7 @@ def main() -> None:
         total = model.diagonal[b].sum() + (model.factors[b] ** 2).sum()
         print(f"  |yaw| {edges[b]:>2.0f}-{edges[b + 1]:<2.0f}: median sigma {100 * np.median(sigma[b, inner]):.2f} % of "
               f"the face, 90th pct {100 * np.percentile(sigma[b, inner], 90):.2f} %, median |bias| "
-              f"{100 * np.median(np.linalg.norm(model.bias[b, inner], axis=1)):.2f} %, rank-{model.factors.shape[2]} "
+              f"{100 * np.median(np.linalg.norm(model.bias[b, inner], axis=1)):.2f} %, rank-{model.factors.shape[3]} "
               f"factors hold {100 * (model.factors[b] ** 2).sum() / total:.0f} % of the variance")
     print(f"wrote {args.out} ({Path(args.out).stat().st_size // 1024} KB) in {time.perf_counter() - t0:.0f} s")
 

@@ -137,21 +137,20 @@ def estimate_noise_factors(residuals: np.ndarray, rank: int, iterations: int = 1
     r = r[keep]
     scale = 1.4826 * np.median(np.abs(r), axis=0) + 1e-12
     r = np.clip(r, -4 * scale, 4 * scale)
-    s = r.T @ r / len(r)  # (m, m) about the (median) bias
-    var = np.diag(s).copy()
+    x = r / np.sqrt(len(r))  # S = x^T x, about the (median) bias; never formed: n is often < m
+    var = (x ** 2).sum(0)
     lo = np.maximum(floor * var, 1e-12)
     d = var.copy()
     u = np.zeros((m, rank))
     for _ in range(iterations):
         root = np.sqrt(d)
-        lam, vec = np.linalg.eigh(s / root[:, None] / root[None, :])
-        lam, vec = lam[::-1][:rank], vec[:, ::-1][:, :rank]
-        u = root[:, None] * vec * np.sqrt(np.maximum(lam - 1.0, 0.0))
+        _, sv, vt = np.linalg.svd(x / root, full_matrices=False)
+        u = root[:, None] * vt[:rank].T * np.sqrt(np.maximum(sv[:rank] ** 2 - 1.0, 0.0))
         new = np.maximum(var - (u ** 2).sum(1), lo)
-        if np.max(np.abs(new - d) / var.clip(1e-12)) < 1e-6:
-            d = new
-            break
+        done = np.max(np.abs(new - d) / np.maximum(var, 1e-12)) < 1e-6
         d = new
+        if done:
+            break
     return d, u
 
 
