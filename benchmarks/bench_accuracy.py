@@ -51,6 +51,11 @@ def with_albedo(config: PipelineConfig, **priors: float) -> PipelineConfig:
         photometric, albedo=dataclasses.replace(photometric.albedo, **priors)))
 
 
+def with_correlated(config: PipelineConfig, inflation: float) -> PipelineConfig:
+    """`config` with the correlated landmark noise on, its stds inflated by `inflation`."""
+    return dataclasses.replace(config, correlated_noise=True, correlated_inflation=inflation)
+
+
 def find_field(config, name: str, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
     """Path of field names to a field `name` anywhere in a tree of config dataclasses."""
     for f in dataclasses.fields(config):
@@ -102,8 +107,10 @@ ROWS = [
 # full-mode variants for --ablation: add a row here (label, mode, config variant)
 ABLATIONS = [
     Row("fast, no landmark error model", "fast", config=with_field("landmark_error_model", False)),
-    Row("fast, independent point noise", "fast", config=with_field("correlated_noise", False)),
-    Row("full, independent point noise", "full", config=with_field("correlated_noise", False)),
+    Row("fast, correlated noise", "fast", config=with_field("correlated_noise", True)),
+    Row("full, correlated noise", "full", config=with_field("correlated_noise", True)),
+    Row("fast, correlated noise x2", "fast", config=lambda c: with_correlated(c, 2.0)),
+    Row("fast, correlated noise x8", "fast", config=lambda c: with_correlated(c, 8.0)),
     Row("full, no landmark error model", "full", config=with_field("landmark_error_model", False)),
     Row("full, no photometric term", "full", config=lambda c: with_terms(c, photometric=0.0)),
     Row("full, no albedo symmetry", "full", config=lambda c: with_albedo(c, symmetry=0.0)),

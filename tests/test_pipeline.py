@@ -182,7 +182,10 @@ def test_a_reconstruction_is_light_to_pickle_and_works_after(fast_result, tmp_pa
 
 def test_the_error_model_pass_whitens_by_the_correlated_noise(reconstructor, astronaut):
     from facerecon.fitting.landmark_fit import CorrelatedNoise
+    from facerecon.pipeline import PipelineConfig, Reconstructor
 
+    off = reconstructor  # the default: independent points
+    reconstructor = Reconstructor(off.model, config=PipelineConfig(correlated_noise=True), detector=off.detector)
     model = reconstructor._error_model()
     assert model is not None and model.has_covariance
     face = reconstructor.detector.detect(astronaut)[0]
@@ -200,3 +203,8 @@ def test_the_error_model_pass_whitens_by_the_correlated_noise(reconstructor, ast
     fit = reconstructor.fast_fitter.fit(points, (h, w), fit_weights, reconstructor.config.landmark, init=first,
                                         noise=noise)
     assert fit.rms_px < 2.5
+    rec = reconstructor.reconstruct(astronaut, mode="fast")[0]
+    assert rec.landmark_error_px() < 2.5 and rec.quality.to_dict() == {}
+    # switched off, the pass weights independent points
+    kept, none = off._correlated_noise(model, face.points, base, weights, first)
+    assert none is None and np.array_equal(kept, weights)
