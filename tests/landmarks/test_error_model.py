@@ -62,6 +62,11 @@ def test_the_packaged_model_loads_and_weights_far_side_points_down():
     assert frontal.shape == (478,) and np.isfinite(frontal).all()
     # on a face turned 55 degrees the outline points are noisier than on a frontal one
     assert np.median(turned[MEDIAPIPE_SILHOUETTE]) > np.median(frontal[MEDIAPIPE_SILHOUETTE])
+    # and its noise is correlated: most of the variance lies in the low-rank factors
+    assert model.has_covariance
+    d, u = model.covariance_at(-35.0, face_size=200.0)
+    assert d.shape == (478, 2) and u.shape[:2] == (478, 2) and (d > 0).all() and np.isfinite(u).all()
+    assert (u ** 2).sum() > d.sum()
 
 
 def test_factor_analysis_recovers_a_planted_low_rank_covariance():

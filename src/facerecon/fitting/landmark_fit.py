@@ -10,6 +10,9 @@ The steps, named for what they solve (after eos): `estimate_initial_pose` (fitti
 start; `update_contour_correspondences` (fitting.contour_correspondence) re-chooses the outline;
 `landmark_reprojection` is the residual and Jacobian of the landmark term; `solve_damped_step`
 solves one Levenberg-Marquardt step of the normal equations; `LandmarkFitter.fit` runs them.
+With a `CorrelatedNoise` (the detector's low-rank + diagonal error covariance) the landmark term is
+whitened by it (`woodbury_whitener`), so the normal equations are J^T Sigma^-1 J and J^T Sigma^-1 r
+over the points used.
 """
 from __future__ import annotations
 
