@@ -12,7 +12,7 @@ same with the true focal length given ("known focal"), the same with the ground-
 points ("ground-truth landmarks"); `--ablation` adds full-mode config variants (ABLATIONS: one line
 each). `--fov-sweep` renders the same faces at 15, 30, 45, 60 and 70 deg horizontal FOV instead and
 reports the median error of fast and full at each. The issue's targets are printed with met / NOT MET.
---quick: 8 faces (2 per bin), 4 in the FOV sweep.
+--quick: 8 faces (2 per bin), 4 in the FOV sweep. --mode fast: only the fast rows.
 """
 from __future__ import annotations
 
@@ -49,6 +49,11 @@ def with_albedo(config: PipelineConfig, **priors: float) -> PipelineConfig:
     photometric = config.photometric
     return dataclasses.replace(config, photometric=dataclasses.replace(
         photometric, albedo=dataclasses.replace(photometric.albedo, **priors)))
+
+
+def with_correlated(config: PipelineConfig, inflation: float) -> PipelineConfig:
+    """`config` with the correlated landmark noise on, its stds inflated by `inflation`."""
+    return dataclasses.replace(config, correlated_noise=True, correlated_inflation=inflation)
 
 
 def find_field(config, name: str, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
@@ -102,6 +107,10 @@ ROWS = [
 # full-mode variants for --ablation: add a row here (label, mode, config variant)
 ABLATIONS = [
     Row("fast, no landmark error model", "fast", config=with_field("landmark_error_model", False)),
+    Row("fast, correlated noise", "fast", config=with_field("correlated_noise", True)),
+    Row("full, correlated noise", "full", config=with_field("correlated_noise", True)),
+    Row("fast, correlated noise x2", "fast", config=lambda c: with_correlated(c, 2.0)),
+    Row("fast, correlated noise x8", "fast", config=lambda c: with_correlated(c, 8.0)),
     Row("full, no landmark error model", "full", config=with_field("landmark_error_model", False)),
     Row("full, no photometric term", "full", config=lambda c: with_terms(c, photometric=0.0)),
     Row("full, no albedo symmetry", "full", config=lambda c: with_albedo(c, symmetry=0.0)),
@@ -255,6 +264,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ablation", action="store_true", help="also run the full-mode config variants")
     parser.add_argument("--fov-sweep", action="store_true", help="the same faces at 15-70 deg FOV instead")
+    parser.add_argument("--mode", choices=("fast", "full"), default=None,
+                        help="only the rows of this mode (a quicker look while developing)")
     args = parser.parse_args()
     t_start = time.perf_counter()
     model = load_model("ict")
@@ -269,7 +280,7 @@ def main() -> None:
     t = time.perf_counter()
     faces = generate_heldout_set(model, n, args.seed, IMAGE_SIZE)
     t_gen = time.perf_counter() - t
-    rows = ROWS + (ABLATIONS if args.ablation else [])
+    rows = [r for r in ROWS + (ABLATIONS if args.ablation else []) if args.mode in (None, r.mode)]
     results = run_rows(faces, model, rows)
 
     fovs = [horizontal_fov_deg(f) for f in faces]

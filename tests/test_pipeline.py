@@ -178,3 +178,33 @@ def test_a_reconstruction_is_light_to_pickle_and_works_after(fast_result, tmp_pa
     np.testing.assert_allclose(again.vertices(), fast_result.vertices())
     again.save(tmp_path)
     assert (tmp_path / "mesh.glb").is_file()
+
+
+def test_the_error_model_pass_whitens_by_the_correlated_noise(reconstructor, astronaut):
+    from facerecon.fitting.landmark_fit import CorrelatedNoise
+    from facerecon.pipeline import PipelineConfig, Reconstructor
+
+    off = reconstructor  # the default: independent points
+    reconstructor = Reconstructor(off.model, config=PipelineConfig(correlated_noise=True), detector=off.detector)
+    model = reconstructor._error_model()
+    assert model is not None and model.has_covariance
+    face = reconstructor.detector.detect(astronaut)[0]
+    h, w = astronaut.shape[:2]
+    base = reconstructor.landmark_weights.copy()
+    first = reconstructor.fast_fitter.fit(face.points, (h, w), base, reconstructor.config.landmark)
+    points, weights = reconstructor._apply_error_model(model, face.points, base, first)
+    fit_weights, noise = reconstructor._correlated_noise(model, face.points, base, weights, first)
+    assert isinstance(noise, CorrelatedNoise) and noise.diagonal.shape == (478, 2)
+    # the base weights on the points the error model keeps: the per-point noise is in the covariance
+    assert ((fit_weights > 0) == (weights > 0)).all() and set(np.unique(fit_weights)) <= set(np.unique(base))
+    # a whole contour sliding is one direction of the noise: its std there exceeds the per-point one
+    d, u = noise.diagonal.ravel(), noise.factors.reshape(956, -1)
+    assert (u ** 2).sum() > 0.3 * d.sum()
+    fit = reconstructor.fast_fitter.fit(points, (h, w), fit_weights, reconstructor.config.landmark, init=first,
+                                        noise=noise)
+    assert fit.rms_px < 2.5
+    rec = reconstructor.reconstruct(astronaut, mode="fast")[0]
+    assert rec.landmark_error_px() < 2.5 and rec.quality.to_dict() == {}
+    # switched off, the pass weights independent points
+    kept, none = off._correlated_noise(model, face.points, base, weights, first)
+    assert none is None and np.array_equal(kept, weights)

@@ -105,3 +105,77 @@ def test_landmark_facing_is_negative_on_the_far_side_of_a_turned_face(ict_head):
         facing = fitter.landmark_facing(FitResult(state, corr, FitDiagnostics(np.zeros((1, 400)))))
         far_side = far * mean[ids, 0] > 40.0
         assert far_side.any() and np.median(facing[far_side]) < 0 < np.median(facing[~far_side])
+
+
+def test_woodbury_whitening_equals_the_dense_inverse_covariance():
+    from facerecon.fitting.landmark_fit import woodbury_whitener
+
+    rng = np.random.default_rng(5)
+    m, k, p = 40, 6, 9
+    d = rng.uniform(0.1, 2.0, m)
+    u = rng.normal(size=(m, k))
+    u[:, -1] = 0.0  # a zero factor is harmless
+    jac, r = rng.normal(size=(m, p)), rng.normal(size=m)
+    dense = np.linalg.inv(np.diag(d) + u @ u.T)
+    whiten = woodbury_whitener(d, u)
+    wj, wr = whiten(jac), whiten(r)
+    np.testing.assert_allclose(wj.T @ wj, jac.T @ dense @ jac, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(wj.T @ wr, jac.T @ dense @ r, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(wr @ wr, r @ dense @ r, rtol=1e-9)
+    # the Gauss-Newton step of the whitened residuals is the dense generalised least-squares step
+    np.testing.assert_allclose(np.linalg.lstsq(wj, wr, rcond=None)[0],
+                               np.linalg.solve(jac.T @ dense @ jac, jac.T @ dense @ r), rtol=1e-8)
+
+
+def test_correlated_noise_restricted_to_the_used_points_is_the_marginal_covariance():
+    from facerecon.fitting.landmark_fit import CorrelatedNoise, landmark_reprojection
+
+    rng = np.random.default_rng(6)
+    n_pts, p, k = 12, 5, 3
+    mean = rng.normal(size=(n_pts, 3)) * 50
+    basis = rng.normal(size=(n_pts, 3, p))
+    coeffs = rng.normal(size=p)
+    args = (mean, basis, coeffs, np.array([0.1, 0.2, 0.0]), np.array([0.0, 0.0, -600.0]), np.log(800.0),
+            np.array([100.0, 100.0]))
+    points = rng.normal(size=(n_pts, 2)) * 40 + 100
+    weights = np.ones(n_pts)
+    weights[[2, 7]] = 0.0
+    weights[4] = 0.3
+    d, u = rng.uniform(1, 4, (n_pts, 2)), rng.normal(size=(n_pts, 2, k))
+    sigma = 2.0
+    res = landmark_reprojection(*args, points, weights, sigma, None, True, CorrelatedNoise(d, u))
+    plain = landmark_reprojection(*args, points, weights, sigma, None, True)
+    used = np.repeat(weights > 0, 2)
+    cov = (np.diag(d.ravel()) + u.reshape(-1, k) @ u.reshape(-1, k).T)[np.ix_(used, used)] / sigma ** 2
+    j, r = plain.jacobian[used], plain.r[used]
+    prec = np.linalg.inv(cov)
+    assert res.r.shape == (2 * (n_pts - 2),)
+    np.testing.assert_allclose(res.jacobian.T @ res.jacobian, j.T @ prec @ j, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(res.jacobian.T @ res.r, j.T @ prec @ r, rtol=1e-8, atol=1e-8)
+    cost_only = landmark_reprojection(*args, points, weights, sigma, None, False, CorrelatedNoise(d, u))
+    np.testing.assert_allclose(cost_only.r, res.r)
+
+
+def test_diagonal_correlated_noise_is_the_weighted_fit(dense_setup, ict_head):
+    from facerecon.fitting.config import LandmarkFitConfig, LandmarkNoise
+    from facerecon.fitting.landmark_fit import CorrelatedNoise
+
+    fitter, ids = dense_setup
+    rng = np.random.default_rng(8)
+    alpha = rng.normal(size=100) * 0.5
+    verts = ict_head.vertices(torch.tensor(alpha[None], dtype=torch.float32), torch.zeros(1, 53))[0].double().numpy()
+    size = (480, 640)
+    pts = _project(verts[ids], np.array([0.0, 0.4, 0.0]), np.array([0.0, 0, -700]), 900.0, size)
+    pts = pts + rng.normal(scale=0.5, size=pts.shape)
+    cfg = LandmarkFitConfig(noise=LandmarkNoise(robust_scale=None))
+    plain = fitter.fit(pts, size, config=cfg)
+    face = float(np.linalg.norm(np.ptp(pts, axis=0)))
+    sigma = cfg.noise.sigma * face
+    # Sigma = sigma^2 I with zero factors: the same objective as independent points
+    noise = CorrelatedNoise(np.full((len(ids), 2), sigma ** 2), np.zeros((len(ids), 2, 2)))
+    corr = fitter.fit(pts, size, config=cfg, noise=noise)
+    np.testing.assert_allclose(corr.state.params.identity, plain.state.params.identity, atol=1e-6)
+    with pytest.raises(UsageError, match="landmarks"):
+        fitter.fit(pts, size, noise=CorrelatedNoise(np.ones((5, 2)), np.zeros((5, 2, 1))))
+    with pytest.raises(UsageError, match="positive"):
+        CorrelatedNoise(np.zeros((5, 2)), np.zeros((5, 2, 1)))

@@ -62,3 +62,51 @@ def test_the_packaged_model_loads_and_weights_far_side_points_down():
     assert frontal.shape == (478,) and np.isfinite(frontal).all()
     # on a face turned 55 degrees the outline points are noisier than on a frontal one
     assert np.median(turned[MEDIAPIPE_SILHOUETTE]) > np.median(frontal[MEDIAPIPE_SILHOUETTE])
+    # and its noise is correlated: most of the variance lies in the low-rank factors
+    assert model.has_covariance
+    d, u = model.covariance_at(-35.0, face_size=200.0)
+    assert d.shape == (478, 2) and u.shape[:2] == (478, 2) and (d > 0).all() and np.isfinite(u).all()
+    assert (u ** 2).sum() > d.sum()
+
+
+def test_factor_analysis_recovers_a_planted_low_rank_covariance():
+    from facerecon.landmarks.error_model import estimate_noise_factors
+
+    rng = np.random.default_rng(1)
+    m, k, n = 60, 4, 3000
+    # smooth factors (a contour sliding) over independent noise of varying size
+    x = np.linspace(0, 1, m)
+    u_true = np.stack([np.sin((j + 1) * np.pi * x) * (0.05 / (j + 1)) for j in range(k)], 1)
+    d_true = rng.uniform(0.005, 0.02, m) ** 2
+    r = rng.normal(size=(n, k)) @ u_true.T + rng.normal(size=(n, m)) * np.sqrt(d_true)
+    d, u = estimate_noise_factors(r, k, floor=1e-3)  # n >> m: the floor need not bind
+    cov, true = np.diag(d) + u @ u.T, np.diag(d_true) + u_true @ u_true.T
+    assert np.linalg.norm(cov - true) < 0.05 * np.linalg.norm(true)
+    np.testing.assert_allclose(d, d_true, rtol=0.3)
+    # the same span: the planted factors project onto the learned ones
+    q, _ = np.linalg.qr(u)
+    assert np.linalg.norm(u_true - q @ (q.T @ u_true)) < 0.05 * np.linalg.norm(u_true)
+    with pytest.raises(ModelError, match="rank"):
+        estimate_noise_factors(r[:3], k)
+
+
+def test_the_covariance_interpolates_between_bins_and_mirrors_for_left_turns():
+    r, yaw, mirror = _planted()
+    model, _ = estimate_error_model(r, yaw, mirror, rank=2)
+    d, u = model.covariance_at(45.0, face_size=100.0)
+    assert d.shape == (6, 2) and u.shape == (6, 2, 4)
+    cov = np.diag(d.ravel()) + u.reshape(12, -1) @ u.reshape(12, -1).T
+    # point 1 is the noisy one on right turns (std 0.05 face sizes per axis, here 5 px)
+    assert np.sqrt(cov[2, 2]) == pytest.approx(5.0, rel=0.3) and np.sqrt(cov[4, 4]) == pytest.approx(1.0, rel=0.3)
+    k, t = model._between(45.0)
+    both = (1 - t) * (np.diag(model.diagonal[k].ravel()) + model.factors[k].reshape(12, -1) @ model.factors[k].reshape(12, -1).T) \
+        + t * (np.diag(model.diagonal[k + 1].ravel()) + model.factors[k + 1].reshape(12, -1) @ model.factors[k + 1].reshape(12, -1).T)
+    np.testing.assert_allclose(cov, both * 100.0 ** 2, rtol=1e-9)
+    d_l, u_l = model.covariance_at(-45.0, face_size=100.0)
+    cov_l = np.diag(d_l.ravel()) + u_l.reshape(12, -1) @ u_l.reshape(12, -1).T
+    flip = np.repeat(mirror, 2) * 2 + np.tile([0, 1], 6)
+    sign = np.tile([-1.0, 1.0], 6)
+    np.testing.assert_allclose(cov_l, (cov[np.ix_(flip, flip)] * np.outer(sign, sign)), rtol=1e-9)
+    plain, _ = estimate_error_model(r, yaw, mirror)
+    with pytest.raises(ModelError, match="covariance"):
+        plain.covariance_at(10.0)

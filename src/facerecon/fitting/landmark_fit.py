@@ -10,10 +10,14 @@ The steps, named for what they solve (after eos): `estimate_initial_pose` (fitti
 start; `update_contour_correspondences` (fitting.contour_correspondence) re-chooses the outline;
 `landmark_reprojection` is the residual and Jacobian of the landmark term; `solve_damped_step`
 solves one Levenberg-Marquardt step of the normal equations; `LandmarkFitter.fit` runs them.
+With a `CorrelatedNoise` (the detector's low-rank + diagonal error covariance) the landmark term is
+whitened by it (`woodbury_whitener`), so the normal equations are J^T Sigma^-1 J and J^T Sigma^-1 r
+over the points used.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,10 +34,63 @@ from .state import FaceState
 from .terms import GaussNewtonInputs, Residual, objective
 
 
+@dataclass(frozen=True)
+class CorrelatedNoise:
+    """Landmark noise correlated across points: Sigma = diag(d) + U U^T over the raveled coordinates
+    (x0, y0, x1, y1, ...) of the L detector points, in px (from `LandmarkErrorModel.covariance_at`).
+
+    Attributes:
+        diagonal: (L, 2) d, variances in px^2. factors: (L, 2, k) U in px.
+    """
+
+    diagonal: np.ndarray
+    factors: np.ndarray
+
+    def __post_init__(self) -> None:
+        d, u = np.asarray(self.diagonal), np.asarray(self.factors)
+        if d.ndim != 2 or d.shape[1] != 2 or u.shape[:2] != d.shape or u.ndim != 3:
+            raise UsageError(f"correlated noise needs diagonal (L, 2) and factors (L, 2, k); got {d.shape}, {u.shape}")
+        if not (np.isfinite(d).all() and np.isfinite(u).all() and (d > 0).all()):
+            raise UsageError("correlated noise needs finite factors and a positive diagonal")
+
+    def scaled(self, factor: float) -> "CorrelatedNoise":
+        """The same noise with every std multiplied by `factor` (Sigma x factor^2)."""
+        return CorrelatedNoise(self.diagonal * factor ** 2, self.factors * factor)
+
+
+def woodbury_whitener(diagonal: np.ndarray, factors: np.ndarray):
+    """A symmetric W with W^T W = (diag(d) + U U^T)^-1, applied without forming any (m, m) matrix.
+
+    With V = diag(d)^-1/2 U and the eigen-decomposition V^T V = R diag(s) R^T (k x k),
+    (I + V V^T)^-1/2 = I - V R diag(g(s)) R^T V^T with g(s) = (1 - (1 + s)^-1/2) / s (-> 1/2 at 0),
+    so W = (I + V V^T)^-1/2 diag(d)^-1/2 (the Woodbury identity, square-rooted).
+
+    Args:
+        diagonal: (m,) positive variances d. factors: (m, k) U.
+
+    Returns:
+        whiten(x) -> W x for x (m,) or (m, n); then (W J)^T (W J) = J^T Sigma^-1 J and
+        (W J)^T (W r) = J^T Sigma^-1 r, so the normal equations of whitened residuals are the
+        correlated ones.
+    """
+    inv_root = 1.0 / np.sqrt(diagonal)
+    v = factors * inv_root[:, None]  # (m, k)
+    s, rot = np.linalg.eigh(v.T @ v)
+    s = np.maximum(s, 0.0)
+    safe = np.where(s > 1e-12, s, 1.0)
+    g = np.where(s > 1e-12, (1.0 - 1.0 / np.sqrt(1.0 + safe)) / safe, 0.5)
+    inner = (rot * g) @ rot.T  # (k, k)
+
+    def whiten(x: np.ndarray) -> np.ndarray:
+        y = x * (inv_root if x.ndim == 1 else inv_root[:, None])
+        return y - v @ (inner @ (v.T @ y))
+    return whiten
+
+
 def landmark_reprojection(mean: np.ndarray, basis: np.ndarray, coeffs: np.ndarray, rotation: np.ndarray,
                           translation: np.ndarray, log_focal: float, principal: np.ndarray, points: np.ndarray,
                           weights: np.ndarray, sigma: float, robust_scale: float | None,
-                          with_jacobian: bool) -> Residual:
+                          with_jacobian: bool, noise: CorrelatedNoise | None = None) -> Residual:
     """Residual of the landmark term: weighted reprojection error in units of the landmark noise.
 
     Args:
@@ -43,10 +100,16 @@ def landmark_reprojection(mean: np.ndarray, basis: np.ndarray, coeffs: np.ndarra
         points: (L, 2) observed px; weights: (L,) per-landmark weights; sigma: noise in px.
         robust_scale: Huber threshold in sigma units (None: least squares).
         with_jacobian: also return d r / d [coeffs, rotation update (left), translation, log focal].
+        noise: correlated landmark noise (px): then the residuals of the points with weight > 0 are
+            whitened by its covariance restricted to them (`woodbury_whitener`), with `sigma` and
+            `weights` as before (the cost is sum over used points of w-scaled residuals under
+            Sigma / sigma^2), and the Huber threshold applies to each point's residual in units of
+            its own marginal std.
 
     Returns:
         `Residual` (2L,): with the Jacobian, the raw residuals and the Huber (IRLS) weights; without,
         the residuals scaled by the square root of those weights (so |r|^2 is the robust cost).
+        With `noise`: (2 L_used,) whitened residuals (robust weights folded in) and their Jacobian.
     """
     f = np.exp(log_focal)
     r_mat = axis_angle_to_matrix_np(rotation)
@@ -61,11 +124,24 @@ def landmark_reprojection(mean: np.ndarray, basis: np.ndarray, coeffs: np.ndarra
     sw = np.sqrt(weights)[:, None] / sigma
     res = (np.stack([u, v], 1) - points) * sw  # (L, 2)
     robust = np.ones_like(res)
+    if noise is not None:
+        used = weights > 0
+        var = (noise.diagonal[used] + (noise.factors[used] ** 2).sum(2)) / sigma ** 2  # (L_used, 2) marginal
     if robust_scale is not None:
         norm = np.linalg.norm(res, axis=1)
+        if noise is not None:
+            norm = np.zeros(len(res))
+            norm[used] = np.sqrt((res[used] ** 2 / var).sum(1))
         robust = np.where(norm > robust_scale, robust_scale / np.maximum(norm, 1e-12), 1.0)
         robust = np.repeat(robust[:, None], 2, axis=1)
+    if noise is not None:
+        # Sigma of the used points in units of sigma^2; IRLS: a point's weight scales its rows
+        whiten = woodbury_whitener(noise.diagonal[used].ravel() / sigma ** 2,
+                                   noise.factors[used].reshape(-1, noise.factors.shape[2]) / sigma)
+        root = np.sqrt(robust[used]).ravel()
     if not with_jacobian:
+        if noise is not None:
+            return Residual(whiten(res[used].ravel() * root))
         return Residual((res * np.sqrt(robust)).ravel())
     # d(u, v)/dY: (L, 2, 3)
     inv_z = 1.0 / z
@@ -80,8 +156,10 @@ def landmark_reprojection(mean: np.ndarray, basis: np.ndarray, coeffs: np.ndarra
     skew[:, 2, 0], skew[:, 2, 1] = rx[:, 1], -rx[:, 0]
     j_rot = d_uv @ skew
     j_f = np.stack([u - principal[0], v - principal[1]], 1)[:, :, None] * sw[:, :, None]
-    jac = np.concatenate([j_shape, j_rot, d_uv, j_f], axis=2).reshape(-1, j_shape.shape[2] + 7)
-    return Residual(res.ravel(), jac, robust.ravel())
+    jac = np.concatenate([j_shape, j_rot, d_uv, j_f], axis=2)
+    if noise is not None:
+        return Residual(whiten(res[used].ravel() * root), whiten(jac[used].reshape(-1, jac.shape[2]) * root[:, None]))
+    return Residual(res.ravel(), jac.reshape(-1, j_shape.shape[2] + 7), robust.ravel())
 
 
 def normal_equations(residuals: list[tuple[Residual, float]], num_parameters: int) -> tuple[np.ndarray, np.ndarray]:
@@ -170,7 +248,8 @@ class LandmarkFitter:
     def fit(self, points: np.ndarray, image_size: tuple[int, int], weights: np.ndarray | None = None,
             config: LandmarkFitConfig | None = None, focal: float | None = None,
             init: FitResult | FaceState | None = None, freeze_identity: bool = False,
-            freeze_expression: bool = False, extras: dict | None = None) -> FitResult:
+            freeze_expression: bool = False, extras: dict | None = None,
+            noise: CorrelatedNoise | None = None) -> FitResult:
         """Fit one image's landmarks.
 
         Args:
@@ -184,6 +263,9 @@ class LandmarkFitter:
             freeze_identity: keep `init`'s identity and fit only expression, pose and focal length.
             freeze_expression: keep `init`'s expression too (then only pose and focal are fitted).
             extras: passed to custom terms as `GaussNewtonInputs.extras`.
+            noise: correlated landmark noise (px, `CorrelatedNoise`): the landmark term whitens the
+                used points' residuals by it (`landmark_reprojection`); None: independent points of
+                std sigma / sqrt(weight).
 
         Returns:
             `FitResult` with a one-image state (appearance empty).
@@ -197,10 +279,10 @@ class LandmarkFitter:
         with self._threads.limit(limits=1, user_api="blas"):
             state = init.state if isinstance(init, FitResult) else init
             return self._fit(points, image_size, weights, config or LandmarkFitConfig(), focal, state,
-                             freeze_identity, freeze_expression, extras or {})
+                             freeze_identity, freeze_expression, extras or {}, noise)
 
     def _fit(self, points, image_size, weights, cfg: LandmarkFitConfig, focal, init: FaceState | None,
-             freeze_identity, freeze_expression, extras) -> FitResult:
+             freeze_identity, freeze_expression, extras, noise: CorrelatedNoise | None) -> FitResult:
         t0 = time.perf_counter()
         corr = self.correspondence
         points = np.asarray(points, dtype=np.float64)
@@ -209,6 +291,8 @@ class LandmarkFitter:
         w = np.ones(len(corr)) if weights is None else np.asarray(weights, dtype=np.float64)
         if not (np.isfinite(points[w > 0]).all()):
             raise FitError("landmarks contain NaN or inf")
+        if noise is not None and noise.diagonal.shape[0] != len(corr):
+            raise UsageError(f"correlated noise is for {noise.diagonal.shape[0]} landmarks, the fit has {len(corr)}")
         points = np.where(np.isfinite(points), points, 0.0)
         h, wd = image_size
         principal = np.array([wd / 2.0, h / 2.0])
@@ -253,7 +337,7 @@ class LandmarkFitter:
         def evaluate(a, e, r, t, lf, with_jacobian):
             def landmarks(jac: bool) -> Residual:
                 return landmark_reprojection(bases[0], bases[1], np.concatenate([a, e]), r, t, lf, principal, points,
-                                             w, sigma, cfg.noise.robust_scale, jac)
+                                             w, sigma, cfg.noise.robust_scale, jac, noise)
             inputs = GaussNewtonInputs(a, e, r, t, lf, np.log(f0), names, cfg, landmarks, extras)
             out = []
             for term, weight in terms:
