@@ -33,15 +33,17 @@ from ..fitting import LandmarkFitConfig
 from ..io.animation import HeadAnimation, quaternions_wxyz
 from ..io.video import LANDMARK_MAX_SIDE, VideoDecodeError, VideoFrame, frames_from_arrays, read_frames
 from ..landmarks import FaceLandmarks
+from ..landmarks.error_model import LandmarkErrorModel
 from ..models.arkit import ARKIT_NAMES, ICT_EXTRAS, arkit_weights, gltf_weights, uses_ict_names
 from ..pipeline import Reconstructor
 from ..reconstruction import Reconstruction, photo_copy
 from .gaps import LOST, MAX_GAP_FRAMES, TRACKED, fill_gaps
 from .identity import NUM_KEYFRAMES, identity_from_keyframes, personalised_view, rough_pose_deg, select_keyframes
 from .landmarks import FaceLandmarkTracker
-from .smoothing import TEMPORAL_TERM, OneEuroFilter
+from .debias import debiased_landmarks
+from .smoothing import TEMPORAL_TERM, OneEuroFilter, rts_smooth
 
-SMOOTHING = ("term", "one_euro", "none")
+SMOOTHING = ("rts", "term", "one_euro", "none")
 
 
 @dataclass
@@ -49,12 +51,15 @@ class TrackConfig:
     """How a video is tracked.
 
     Attributes:
-        smoothing: "term" (the temporal objective term, default: benchmarks/bench_track.py), "one_euro"
-            (a one-euro filter after each frame's fit) or "none".
+        smoothing: "rts" (default: the forward-backward smoother over the fits, `smoothing.rts_smooth`;
+            benchmarks/bench_track.py), "term" (the temporal objective term, causal), "one_euro" (a
+            one-euro filter after each frame's fit) or "none".
+        error_model: de-bias and weight each frame's landmarks by the detector's error model, as
+            the pipeline's fast mode does (`debias.debiased_landmarks`; needs a detector with one).
         temporal_weight: weight of the temporal term (1: a change of one sigma costs as much as one
             landmark's noise).
         temporal_sigma: (expression weight, rotation rad, translation mm) frame-to-frame changes the
-            term treats as one unit of noise.
+            term treats as one unit of noise (a head turns up to ~2 deg per frame at 30 fps).
         one_euro: (min cutoff Hz, beta) of the one-euro filter.
         max_gap_frames: the longest run of frames without a face that is interpolated.
         num_keyframes: keyframes for the identity.
@@ -64,9 +69,10 @@ class TrackConfig:
         focal: the camera's focal length in px when known (else estimated from the keyframes).
     """
 
-    smoothing: str = "term"
+    smoothing: str = "rts"
+    error_model: bool = True
     temporal_weight: float = 1.0
-    temporal_sigma: tuple[float, float, float] = (0.04, 0.004, 1.0)
+    temporal_sigma: tuple[float, float, float] = (0.08, 0.032, 8.0)
     one_euro: tuple[float, float] = (1.0, 0.3)
     max_gap_frames: int = MAX_GAP_FRAMES
     num_keyframes: int = NUM_KEYFRAMES
@@ -220,6 +226,10 @@ class VideoTracker:
         self.landmarks = FaceLandmarkTracker(self.reconstructor.detector)
         self._mean_points = self.reconstructor.correspondence.points(
             self.reconstructor.view.mean.detach().cpu().double().numpy())
+        rec = self.reconstructor
+        with_model = self.config.error_model and rec.config.landmark_error_model and \
+            getattr(rec.detector, "error_model", None) is not None
+        self._error_model = LandmarkErrorModel.load() if with_model else None
 
     def close(self) -> None:
         self.landmarks.close()
@@ -279,11 +289,12 @@ class VideoTracker:
         t = time.perf_counter()
         picks = select_keyframes(np.array([obs.poses[i] for i in with_face]), cfg.num_keyframes)
         keyframes = [with_face[k] for k in picks]
-        identity, focal, _, _ = identity_from_keyframes(
+        debias = self._debias(rec.fast_fitter)
+        identity, focal, _ = identity_from_keyframes(
             rec.fast_fitter, [obs.points[i].astype(np.float64) for i in keyframes], (h, w), weights,
-            cfg.keyframe_fit, focal=cfg.focal)
-        personal = personalised_view(rec.view, identity)
-        fitter = LandmarkFitter(personal, rec.correspondence)
+            cfg.keyframe_fit, focal=cfg.focal, debias=debias)
+        fitter = LandmarkFitter(personalised_view(rec.view, identity), rec.correspondence)
+        debias = self._debias(fitter)
         timings["identity_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -291,7 +302,7 @@ class VideoTracker:
         expression = np.full((n, e_dim), np.nan)
         rotation = np.full((n, 3), np.nan)
         translation = np.full((n, 3), np.nan)
-        rms = np.full(n, np.nan)
+        rms = np.full(n, np.nan, dtype=np.float32)
         status = [LOST] * n
         fit_cfg = cfg.frame_fit
         if cfg.smoothing == "term":
@@ -299,18 +310,25 @@ class VideoTracker:
         filters = [OneEuroFilter(*cfg.one_euro) for _ in range(3)]
         previous: FitResult | None = None
         last = -10**9
+        segments: list[list[int]] = []
         reference_fit = None
         for i in with_face:
             if i - last > cfg.max_gap_frames + 1:
                 previous = None
+                segments.append([])
                 for f in filters:
                     f.reset()
             extras = {}
             if previous is not None and cfg.smoothing == "term":
                 extras = {"previous": (expression[last], rotation[last], translation[last]),
                           "temporal_sigma": cfg.temporal_sigma}
-            result = fitter.fit(obs.points[i].astype(np.float64), (h, w), weights, fit_cfg, focal=focal,
-                                init=previous, extras=extras)
+            points = obs.points[i].astype(np.float64)
+            frame_weights = weights
+            if debias is not None:
+                # the yaw of the previous frame (or, after a gap, of a first plain fit) de-biases this one
+                start = previous or fitter.fit(points, (h, w), weights, fit_cfg, focal=focal)
+                points, frame_weights = debias(points, start)
+            result = fitter.fit(points, (h, w), frame_weights, fit_cfg, focal=focal, init=previous, extras=extras)
             p = result.state.params
             e, r, tr = p.expression[0], p.rotation[0], p.translation[0]
             if cfg.smoothing == "one_euro":
@@ -319,9 +337,12 @@ class VideoTracker:
             expression[i], rotation[i], translation[i] = e, r, tr
             rms[i] = result.rms_px
             status[i] = TRACKED
+            segments[-1].append(i)
             previous, last = result, i
             if obs.best_frame is not None and i == obs.best_frame[1]:
                 reference_fit = result
+        if cfg.smoothing == "rts":
+            self._smooth(segments, expression, rotation, translation)
         timings["fit_s"] = time.perf_counter() - t
         times = np.asarray(obs.timestamps, dtype=np.float64)
         status = fill_gaps(times, status, {"expression": expression, "rotation": rotation,
@@ -336,6 +357,25 @@ class VideoTracker:
         if reference_fit is not None:
             track.reference = self._reference(track, obs, reference_fit)
         return track
+
+    def _debias(self, fitter: LandmarkFitter):
+        """(points, fit) -> de-biased (points, weights) for `fitter`'s fits, or None without an error model."""
+        if self._error_model is None:
+            return None
+        rec = self.reconstructor
+        return lambda points, fit: debiased_landmarks(self._error_model, fitter, points, rec.landmark_weights,
+                                                      fit, rec.config)
+
+    def _smooth(self, segments: list[list[int]], expression: np.ndarray, rotation: np.ndarray,
+                translation: np.ndarray) -> None:
+        """`rts_smooth` over each run of frames fitted one after the other (in place); expression
+        weights stay within the model's bounds."""
+        bounds = self.reconstructor.view.expression_bounds
+        e_dim = expression.shape[1]
+        for frames in segments:
+            x = rts_smooth(np.concatenate([expression[frames], rotation[frames], translation[frames]], axis=1))
+            e = x[:, :e_dim] if bounds is None else np.clip(x[:, :e_dim], *bounds)
+            expression[frames], rotation[frames], translation[frames] = e, x[:, e_dim:e_dim + 3], x[:, e_dim + 3:]
 
     def _reference(self, track: Track, obs: _Observed, fit: FitResult) -> Reconstruction:
         """The most frontal frame as a `Reconstruction` (identity of the clip, that frame's expression and pose)."""
