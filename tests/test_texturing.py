@@ -145,3 +145,44 @@ def test_bad_inputs_raise_usage_errors(ict_model, texturer):
         texturer.bake(verts, cam, photo, sh=np.zeros(9))
     with pytest.raises(UsageError, match="size"):
         FaceTexturer(ict_model, 8)
+
+
+def test_disk_cache_gives_the_same_texturer_and_bake(ict_model, tmp_path, monkeypatch):
+    from facerecon import texturing
+
+    monkeypatch.setenv("FACERECON_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(FaceTexturer, "_cache", __import__("weakref").WeakKeyDictionary())
+    built = FaceTexturer.for_model(ict_model, 64)
+    path = texturing.disk_cache_path(ict_model, 64)
+    assert path.is_file() and path.parent.parent == tmp_path
+    monkeypatch.setattr(FaceTexturer, "_cache", __import__("weakref").WeakKeyDictionary())
+    loaded = FaceTexturer.for_model(ict_model, 64)
+    assert loaded is not built
+    for name in texturing._TEXTURER_FIELDS:
+        a, b = getattr(built, name), getattr(loaded, name)
+        if isinstance(a, np.ndarray):
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+        elif hasattr(a, "toarray"):
+            assert (a != b).nnz == 0 and a.dtype == b.dtype, name
+    cam = _camera(20.0, 64)
+    verts = cam.transform(ict_model.mean.double()[None])[0].numpy()
+    image = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
+    ta, _ = built.bake(verts, cam, image)
+    tb, _ = loaded.bake(verts, cam, image)
+    assert np.array_equal(ta, tb)
+
+
+def test_a_corrupt_or_stale_cache_file_is_rebuilt(ict_model, tmp_path, monkeypatch):
+    from facerecon import texturing
+
+    monkeypatch.setenv("FACERECON_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(FaceTexturer, "_cache", __import__("weakref").WeakKeyDictionary())
+    path = texturing.disk_cache_path(ict_model, 32)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    texturer = FaceTexturer.for_model(ict_model, 32)
+    assert texturer.size == 32 and len(texturer.face_texel) > 0
+    assert FaceTexturer._load(path) is not None  # replaced by a good file
+    # the key follows the model's geometry: a changed mean shape never reads this file
+    other = ict_model.__class__(**{**vars(ict_model), "mean": ict_model.mean + 0.5})
+    assert texturing.disk_cache_path(other, 32) != path

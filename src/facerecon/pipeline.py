@@ -99,6 +99,7 @@ class Reconstructor:
         self.fast_fitter = LandmarkFitter(self.view, self.correspondence)
         self._error_models: dict[str, LandmarkErrorModel] = {}
         self._full_fitter: PhotometricFitter | None = None
+        self._segmenter = None  # MediaPipe selfie segmentation, for the silhouette term (built on first use)
         self._own_detector = detector is None
         self.detector = detector if detector is not None else create_detector("mediapipe", max_num_faces=max(max_faces, 4))
         self.eye_pairs = np.concatenate(list(eyelid_pairs(MEDIAPIPE478).values()))
@@ -113,6 +114,22 @@ class Reconstructor:
     def close(self) -> None:
         if self._own_detector:
             self.detector.close()
+        if self._segmenter is not None:
+            self._segmenter.close()
+            self._segmenter = None
+
+    def _silhouette_extras(self, image: np.ndarray, face) -> dict:
+        """The full fit's extras for its silhouette term (`fitting.silhouette`): the person
+        segmentation and the detected points' hull as targets; empty when the term's weight is 0."""
+        if self.config.photometric.terms.get("silhouette", 0.0) <= 0:
+            return {}
+        from .fitting.silhouette import MAP, silhouette_targets
+        from .landmarks.segmentation import PersonSegmenter
+
+        if self._segmenter is None:
+            self._segmenter = PersonSegmenter()
+        points = np.asarray(face.points, dtype=np.float64)
+        return {"image_maps": {MAP: silhouette_targets(self._segmenter.segment(image), points[np.isfinite(points).all(1)])}}
 
     def __enter__(self) -> "Reconstructor":
         return self
@@ -236,7 +253,8 @@ class Reconstructor:
         t = time.perf_counter()
         try:
             full = self.full_fitter.fit(image, points, weights, face_region_mask(face, (h, w)), fast, self.eye_pairs,
-                                        self.lip_pairs, fix_focal=focal is not None)
+                                        self.lip_pairs, fix_focal=focal is not None,
+                                        extras=self._silhouette_extras(image, face))
         except FitError as exc:
             quality.full_mode_failed = str(exc)
             return fast

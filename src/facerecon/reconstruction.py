@@ -314,12 +314,13 @@ class Reconstruction:
         corners = uv[m.uv_triangles.cpu().numpy().ravel()]
         rows, cols = (1.0 - corners[:, 1]) * size - 0.5, corners[:, 0] * size - 0.5
         rgb = np.stack([map_coordinates(tex[..., k], [rows, cols], order=1, mode="nearest") for k in range(3)], 1)
-        total = np.zeros((m.num_vertices, 3))
-        np.add.at(total, tris, rgb)
-        count = np.bincount(tris, minlength=m.num_vertices)[:, None]
-        colors = self.vertex_colors().copy()
-        used = count[:, 0] > 0
-        colors[used] = total[used] / count[used]
+        n = m.num_vertices
+        total = np.stack([np.bincount(tris, rgb[:, k], minlength=n) for k in range(3)], 1)
+        count = np.bincount(tris, minlength=n)
+        used = count > 0
+        # vertices no triangle uses have no UV: the per-vertex colours (a render) only for them
+        colors = np.zeros((n, 3)) if used.all() else self.vertex_colors().copy()
+        colors[used] = total[used] / count[used, None]
         return np.clip(colors, 0, 1)
 
     def _visible_view_vertices(self) -> np.ndarray:

@@ -18,13 +18,19 @@ the texels) and, per photo, fills it:
 
 Everything that depends only on the model (atlas, per-texel triangles and barycentrics, mirror
 correspondence, seam extension, eye pattern) is computed once in `FaceTexturer(model, size)`;
-`bake` then costs a z-buffer and a few passes over the texels. Units: mm, camera space as in
+`bake` then costs a z-buffer and a few passes over the texels. `FaceTexturer.for_model` keeps it
+per process and on disk (`<cache_dir>/texturer/<key>.npz`, the key a hash of the model's geometry,
+UVs, materials and this code), so a new process loads it instead of building it again. Units: mm, camera space as in
 docs/conventions.md; colours linear RGB in [0, 1].
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import weakref
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse
@@ -33,6 +39,7 @@ import torch
 
 from .errors import ModelError, UsageError
 from .models import MorphableModel
+from .models.manager import cache_dir
 from .render import PinholeCamera, sh_shading, vertex_normals
 from .render.bake import (
     atlas_uv,
@@ -47,6 +54,7 @@ from .render.bake import (
     unwrap_image,
     TexelGrid,
 )
+from .render import bake as _bake_module
 
 FACE = "M_Face"
 BACK = "M_BackHead"
@@ -71,7 +79,8 @@ PUPIL_FRACTION = 0.38
 LIMBUS_FRACTION = 0.86  # the limbal ring darkens the iris from this fraction of its radius outwards
 MIRROR_MAX_MM = 3.0  # a texel's mirror must lie this close to a face texel to be used
 CORE_REGION = "narrow_face"  # the model's region photographed as is (outside it: skin colours only)
-SEAM_SMOOTH_MM = 12.0  # the seam colours are averaged over this distance before being extended
+SEAM_SMOOTH_MM = 12.0
+DISK_CACHE_KEEP = 4  # texturer files kept in the disk cache (about 70 MB each at 1024)  # the seam colours are averaged over this distance before being extended
 
 
 @dataclass
@@ -105,12 +114,88 @@ class FaceTexturer:
     _cache: "weakref.WeakKeyDictionary[MorphableModel, dict[int, FaceTexturer]]" = weakref.WeakKeyDictionary()
 
     @classmethod
-    def for_model(cls, model: MorphableModel, size: int = 1024) -> "FaceTexturer":
-        """The cached texturer of `model` at `size` (built on first use)."""
+    def for_model(cls, model: MorphableModel, size: int = 1024, disk: bool = True) -> "FaceTexturer":
+        """The cached texturer of `model` at `size`: from this process's cache, else from the disk
+        cache (`disk_cache_path`), else built (and then stored on disk when `disk`). An unreadable
+        or stale cache file is rebuilt; a cache folder that cannot be written is skipped."""
         per_model = cls._cache.setdefault(model, {})
         if size not in per_model:
-            per_model[size] = cls(model, size)
+            path = disk_cache_path(model, size) if disk else None
+            texturer = cls._load(path) if path is not None else None
+            if texturer is None:
+                texturer = cls(model, size)
+                if path is not None:
+                    texturer._store(path)
+            per_model[size] = texturer
         return per_model[size]
+
+    # the model-only state as named arrays (sparse matrices and the grid split into their parts)
+    def _store(self, path: Path) -> None:
+        arrays: dict[str, np.ndarray] = {}
+        for name, value in vars(self).items():
+            if isinstance(value, np.ndarray):
+                arrays[f"a.{name}"] = value
+            elif isinstance(value, scipy.sparse.csr_matrix):
+                for part in ("data", "indices", "indptr"):
+                    arrays[f"s.{name}.{part}"] = getattr(value, part)
+                arrays[f"s.{name}.shape"] = np.asarray(value.shape, np.int64)
+            elif isinstance(value, TexelGrid):
+                arrays[f"g.{name}.shape"] = np.asarray(value.shape, np.int64)
+                arrays[f"g.{name}.factor"] = np.asarray(value.factor, np.int64)
+                for part in ("cell", "corners", "bilinear"):
+                    arrays[f"g.{name}.{part}"] = getattr(value, part)
+            elif isinstance(value, int):
+                arrays[f"i.{name}"] = np.asarray(value, np.int64)
+            else:  # pragma: no cover - a new attribute type must be taught to the cache
+                raise TypeError(f"FaceTexturer.{name}: cannot cache a {type(value).__name__}")
+        for key in list(arrays):  # int64 indices stored as int32 (half the file), widened on load
+            a = arrays[key]
+            if a.dtype == np.int64 and a.size and -2**31 <= a.min() and a.max() < 2**31:
+                arrays[key + "~"] = arrays.pop(key).astype(np.int32)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(tmp, path)
+            # keep the few newest (one per model and size in use): stale keys are left by upgrades
+            old = sorted(path.parent.glob("*.npz"), key=lambda f: f.stat().st_mtime, reverse=True)
+            for f in old[DISK_CACHE_KEEP:]:
+                f.unlink(missing_ok=True)
+        except OSError:  # a read-only or full cache: the texturer still works, only slower next time
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+    @classmethod
+    def _load(cls, path: Path) -> "FaceTexturer | None":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k.rstrip("~"): data[k].astype(np.int64) if k.endswith("~") else data[k]
+                          for k in data.files}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+            return None  # absent, truncated or not an npz: build it again
+        texturer = cls.__new__(cls)
+        try:
+            for key in sorted(arrays):
+                kind, name, *part = key.split(".")
+                if kind == "a":
+                    setattr(texturer, name, arrays[key])
+                elif kind == "i":
+                    setattr(texturer, name, int(arrays[key]))
+                elif kind == "s" and part == ["shape"]:
+                    setattr(texturer, name, scipy.sparse.csr_matrix(
+                        (arrays[f"s.{name}.data"], arrays[f"s.{name}.indices"], arrays[f"s.{name}.indptr"]),
+                        shape=tuple(int(x) for x in arrays[key])))
+                elif kind == "g" and part == ["shape"]:
+                    setattr(texturer, name, TexelGrid(
+                        tuple(int(x) for x in arrays[key]), int(arrays[f"g.{name}.factor"]),
+                        arrays[f"g.{name}.cell"], arrays[f"g.{name}.corners"], arrays[f"g.{name}.bilinear"]))
+        except (KeyError, ValueError, TypeError):
+            return None
+        missing = set(_TEXTURER_FIELDS) - set(vars(texturer))
+        return None if missing else texturer
 
     def __init__(self, model: MorphableModel, size: int = 1024) -> None:
         if model.uv is None or model.uv_triangles is None:
@@ -308,6 +393,34 @@ class FaceTexturer:
                            fallback=float(wt_c.sum()) / total, iris_color=iris, skin=np.asarray(skin, np.float64),
                            source=source.reshape(size, size))
         return np.clip(tex.reshape(size, size, 3), 0, 1), info
+
+_TEXTURER_FIELDS = ("size", "num_vertices", "triangles", "uv", "occluders", "face_texel", "face_w", "face_mirror",
+                    "face_grid", "face_core", "back_texel", "back_w", "back_vertices", "seam_texel",
+                    "back_from_seam", "back_from_skin", "static_texel", "static_rgb", "eye_texel", "eye_base",
+                    "eye_iris", "lash_texel", "skin_texel", "pad_dst", "pad_src", "used_texel")
+
+
+def disk_cache_path(model: MorphableModel, size: int) -> Path:
+    """Where `FaceTexturer.for_model` keeps the texturer of `model` at `size`: named by a hash of
+    everything the texturer reads from the model (mean shape, triangles, UVs, symmetry, material
+    groups, the trusted face region) and of the code that builds it (this module and
+    render/bake.py), so a changed model or a new release never reads a stale file."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"texturer-v1 size={size} V={model.num_vertices}".encode())
+    for source in (__file__, _bake_module.__file__):
+        h.update(Path(source).read_bytes())
+    tensors = [model.mean, model.triangles, model.uv, model.uv_triangles, model.symmetry]
+    for t in tensors:
+        h.update(b"-" if t is None else np.ascontiguousarray(t.detach().cpu().numpy()).tobytes())
+    for name in sorted(model.triangle_groups):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(model.triangle_groups[name].cpu().numpy()).tobytes())
+    try:
+        h.update(np.ascontiguousarray(model.region_vertices((CORE_REGION,)).cpu().numpy()).tobytes())
+    except UsageError:
+        h.update(b"no-core-region")
+    return cache_dir() / "texturer" / f"{h.hexdigest()}.npz"
+
 
 def face_texture(vertices: np.ndarray, triangles: np.ndarray | None, camera: PinholeCamera, image: np.ndarray,
                  sh: np.ndarray | None, albedo: np.ndarray | None, model: MorphableModel,

@@ -7,6 +7,7 @@ from .landmark_fit import LandmarkFitter, landmark_reprojection, normal_equation
 from .photometric_fit import PhotometricFitter, torch_threads
 from .pose import estimate_initial_pose, estimate_orthographic_projection_linear
 from .result import FitDiagnostics, FitResult
+from .silhouette import silhouette_loss, silhouette_targets
 from .state import Appearance, Camera, FaceParams, FaceState
 from .terms import TERMS, GaussNewtonInputs, LossInputs, Residual, Term, objective, register_term, unregister_term
 

@@ -83,7 +83,9 @@ class PhotometricFitter:
             eye_pairs, lip_pairs: (P, 2) indices into L of upper/lower contour points.
             use_photometric: False runs the same schedule without the photometric term (ablation).
             fix_focal: keep `init`'s focal length (a known focal).
-            extras: passed to custom terms as `LossInputs.extras`.
+            extras: passed to custom terms as `LossInputs.extras`. Its "image_maps" {name: (H, W) or
+                (H, W, C) array at the photo's size} are cropped and resized like the photo at each
+                level and given as `extras["crops"][name]` (1, S, S, C) tensors.
 
         Returns:
             `FitResult` whose state carries the albedo (1, V, 3) and SH light (1, 9, 3).
@@ -153,6 +155,12 @@ class PhotometricFitter:
             update_at = set(np.linspace(0, n_iter, cfg.light_updates_per_level, endpoint=False).astype(int).tolist())
             inlier = torch.ones_like(mask)
             prev = None
+            # full-image maps a custom term asked for (extras["image_maps"]), cropped like the photo
+            level_extras = extras
+            if extras.get("image_maps"):
+                level_extras = {**extras, "crops": {
+                    k: crop_image(np.asarray(v, np.float32).reshape(h, wd, -1), crop).to(device=dev, dtype=dtype)
+                    for k, v in extras["image_maps"].items()}}
 
             def camera() -> PinholeCamera:
                 return PinholeCamera(rot, trans, torch.exp(log_f + log_scale), principal, (size, size))
@@ -174,7 +182,7 @@ class PhotometricFitter:
                     lip_pairs=lip_t, corrective=offset if cfg.corrective else None,
                     render_triangles=self.render_triangles,
                     colors=None if albedo_np is None else torch.as_tensor(albedo_np[None], dtype=dtype, device=dev),
-                    sh=sh, target=target, pixel_mask=mask * inlier, laplacian=self.laplacian, extras=extras)
+                    sh=sh, target=target, pixel_mask=mask * inlier, laplacian=self.laplacian, extras=level_extras)
                 total, terms_now = weighted_sum(terms, inputs)
                 if not torch.isfinite(total):
                     raise FitError("full fit produced a non-finite loss")

@@ -190,6 +190,9 @@ def exif_focal_px(path: str | os.PathLike, image_size_hw: tuple[int, int]) -> tu
     return focal_mm * x_res / unit_mm * scale, "FocalLength+FocalPlaneXResolution"
 
 
+PNG_COMPRESS_LEVEL = 2  # zlib level of the PNGs written (textures, overlays): speed over the last bytes
+
+
 def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an (H, W, 3) or (H, W) image, float in [0, 1] (clipped) or uint8, in the format of the
     file's extension (8 bits per channel). Missing parent folders are created."""
@@ -204,8 +207,10 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
         arr = np.round(np.clip(np.nan_to_num(arr), 0.0, 1.0) * 255.0).astype(np.uint8)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    # PNG at zlib level 2: about 3x faster than Pillow's default 6 for about 25 % more bytes
+    options = {"compress_level": PNG_COMPRESS_LEVEL} if p.suffix.lower() == ".png" else {}
     try:
-        Image.fromarray(np.ascontiguousarray(arr)).save(p)
+        Image.fromarray(np.ascontiguousarray(arr)).save(p, **options)
     except (ValueError, KeyError) as exc:
         raise ImageError(f"{p}: cannot write this image format ({exc})") from None
 

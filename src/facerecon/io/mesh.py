@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .arrays import mesh_arrays, per_vertex, used_index_map, uv_arrays
+from .images import PNG_COMPRESS_LEVEL
 
 
 @dataclass
@@ -84,7 +85,7 @@ class Mesh:
 
             buf = _io.BytesIO()
             rgb = (np.clip(self.texture, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-            Image.fromarray(rgb).save(buf, format="PNG")
+            Image.fromarray(rgb).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
             self._png = (id(self.texture), buf.getvalue())
         return self._png[1]
 

@@ -50,9 +50,7 @@ from importlib import resources
 import numpy as np
 import torch
 from scipy import sparse
-from scipy.optimize import linear_sum_assignment
 from scipy.sparse.linalg import spsolve
-from scipy.spatial import cKDTree
 from torch import Tensor
 
 from ..errors import ModelError, UsageError
@@ -281,6 +279,8 @@ class _TriangleSurface:
         self.ids = np.asarray(subset, dtype=np.int64)
         corners = verts[tris[self.ids]]
         self.a, self.b, self.c = corners[:, 0], corners[:, 1], corners[:, 2]
+        from scipy.spatial import cKDTree  # lazily: scipy.spatial is slow to import
+
         self.tree = cKDTree(corners.mean(axis=1))
         self.k = min(candidates, len(self.ids))
 
@@ -412,6 +412,8 @@ def _mirror_permutation(frontal: np.ndarray) -> np.ndarray:
     permutation; it must be its own inverse)."""
     reflected = frontal * np.array([-1.0, 1.0, 1.0])
     cost = ((reflected[:, None, :] - frontal[None, :, :]) ** 2).sum(axis=2)
+    from scipy.optimize import linear_sum_assignment  # lazily: scipy.optimize is slow to import
+
     rows, cols = linear_sum_assignment(cost)
     mirror = cols[np.argsort(rows)].astype(np.int64)
     if not np.array_equal(mirror[mirror], np.arange(len(mirror))):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import ConvexHull
 from skimage.draw import polygon as raster_polygon
 
 from ..errors import UsageError
@@ -34,6 +33,8 @@ def face_region_mask(landmarks: FaceLandmarks, image_size: tuple[int, int], hole
     skin_pts = np.delete(pts, MEDIAPIPE_IRIS, axis=0) if landmarks.scheme == MEDIAPIPE478 else pts
     mask = np.zeros((h, w), dtype=bool)
     try:
+        from scipy.spatial import ConvexHull  # lazily: scipy.spatial is slow to import
+
         hull = skin_pts[ConvexHull(skin_pts).vertices]
     except Exception:  # degenerate (collinear) points: no area
         return mask

@@ -85,6 +85,9 @@ class MediaPipeDetector(LandmarkDetector):
         self.min_detection_confidence = float(min_detection_confidence)
         self.min_face_size = None if min_face_size is None else float(min_face_size)
         self.rotations = bool(rotations)
+        from .mediapipe_import import import_mediapipe
+
+        import_mediapipe()
         from mediapipe.python.solutions.face_detection import FaceDetection
         from mediapipe.python.solutions.face_mesh import FaceMesh
 

@@ -10,6 +10,8 @@ coefficients in standard deviations (`"pca"`, FLAME and BFM 2017).
 """
 from __future__ import annotations
 
+import weakref
+
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
@@ -269,11 +271,13 @@ class MorphableModel:
             landmarks whose triangle is dropped make `landmarks68` None.
         """
         if isinstance(selection, Tensor):
-            keep = torch.unique(selection.to(torch.long).cpu())
-        else:
+            return _submodel(self, torch.unique(selection.to(torch.long).cpu()))
+        key = selection if isinstance(selection, str) else tuple(selection)
+        views = _VIEWS_OF.setdefault(self, {})  # named views are built once per model (read-only)
+        if key not in views:
             names = VIEWS.get(selection, selection) if isinstance(selection, str) else selection
-            keep = self.region_vertices(names).cpu()
-        return _submodel(self, keep)
+            views[key] = _submodel(self, self.region_vertices(names).cpu())
+        return views[key]
 
     def scatter_to_parent(self, vertices: Tensor, parent: "MorphableModel", fill: Tensor | None = None) -> Tensor:
         """Place view vertices (B, n, 3) into a full-model array (B, V, 3), `fill` (B, V, 3) elsewhere
@@ -396,6 +400,9 @@ def _batch_size(tensors: list[Tensor | None], batch_size: int | None) -> int:
             raise UsageError(f"batch_size={batch_size} but coefficients have batch {b}")
         return b
     return 1 if batch_size is None else int(batch_size)
+
+
+_VIEWS_OF: "weakref.WeakKeyDictionary[MorphableModel, dict]" = weakref.WeakKeyDictionary()
 
 
 def _submodel(model: MorphableModel, keep: Tensor) -> MorphableModel:

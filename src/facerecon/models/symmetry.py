@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 
 def symmetry_map(mean: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -22,6 +21,8 @@ def symmetry_map(mean: np.ndarray, axis: int = 0) -> np.ndarray:
     centre = np.median(pts[:, axis])
     mirrored = pts.copy()
     mirrored[:, axis] = 2 * centre - mirrored[:, axis]
+    from scipy.spatial import cKDTree  # here, not at import: scipy.spatial costs ~0.2 s to import
+
     dist, idx = cKDTree(pts).query(mirrored)
     size = float(np.linalg.norm(pts.max(0) - pts.min(0)))
     idx = np.where(dist <= 0.02 * size, idx, np.arange(len(pts)))
