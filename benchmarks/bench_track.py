@@ -7,6 +7,7 @@ a moving head with expressions, and a still head whose only change is sensor noi
 - fbf_plain: the same without the error model (one pass: what the tracker was compared with before);
 - rts:       the tracker (joint identity from keyframes, warm start, error model) with the
              forward-backward smoother (the default);
+- rts_mean_identity: rts with the identity the mean of the keyframes' single-frame fits (not joint);
 - none:      the tracker without smoothing;
 - term:      the tracker with the causal temporal_smoothness objective term;
 - one_euro:  the tracker with a one-euro filter after each fit;
@@ -123,7 +124,8 @@ def run_methods(tracker: VideoTracker, model, path: Path, truth, methods: list[s
             out[method] = {"landmark_jitter_px": float(np.mean(np.linalg.norm(np.diff(pts, axis=0), axis=2)))}
             continue
         else:
-            tracker.config = TrackConfig(smoothing=method)
+            tracker.config = (TrackConfig(smoothing="rts", joint_identity=False) if method == "rts_mean_identity"
+                              else TrackConfig(smoothing=method))
             t0, c0 = time.perf_counter(), time.process_time()
             tr = tracker.track(path)
             total, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -141,6 +143,8 @@ def run_methods(tracker: VideoTracker, model, path: Path, truth, methods: list[s
             proj = np.array(proj)
             n = tr.num_frames
             timings = {"decode_landmarks_ms": 1000 * tr.timings_s["decode_and_landmarks_s"] / n,
+                       "decode_landmarks_cpu_ms": 1000 * tr.timings_s["decode_and_landmarks_cpu_s"] / n,
+                       "fit_cpu_ms": 1000 * tr.timings_s["fit_cpu_s"] / n,
                        "fit_ms": 1000 * tr.timings_s["fit_s"] / n, "identity_s": tr.timings_s["identity_s"],
                        "total_ms_incl_identity": 1000 * total / n, "cpu_ms_incl_identity": 1000 * cpu / n}
         v = camera_vertices(view, ident, expr, rot, trans)
@@ -168,7 +172,9 @@ def memory_child(path: str) -> None:
     from facerecon.tracking import track
 
     t = track(path)
-    print(json.dumps({"frames": t.num_frames, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"frames": t.num_frames, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "cpu_ms_per_frame": {k[:-6]: round(1000 * t.timings_s[k] / t.num_frames, 2)
+                                           for k in ("decode_and_landmarks_cpu_s", "fit_cpu_s", "identity_cpu_s")}}))
 
 
 def looped(cache: Path, source: Path, repeats: int) -> Path:
@@ -195,7 +201,7 @@ def main() -> None:
         return
     cache = Path(args.cache)
     model = load_model("ict")
-    methods = ["rts", "term", "one_euro", "none", "frame_by_frame", "fbf_plain", "mediapipe"]
+    methods = ["rts", "rts_mean_identity", "term", "one_euro", "none", "frame_by_frame", "fbf_plain", "mediapipe"]
     report = {}
     with VideoTracker("ict") as tracker:
         for kind in ("moving", "still"):
@@ -203,12 +209,12 @@ def main() -> None:
             report[kind] = run_methods(tracker, model, path, truth, methods)
     keys = ["expression_error", "expression_error_animated", "pose_error_deg", "jitter_mm", "shape_jitter_mm",
             "landmark_jitter_px", "lag_yaw_frames", "lag_jaw_frames", "decode_landmarks_ms", "fit_ms",
-            "total_ms_incl_identity", "cpu_ms_incl_identity"]
+            "decode_landmarks_cpu_ms", "fit_cpu_ms", "total_ms_incl_identity", "cpu_ms_incl_identity"]
     for kind, rows in report.items():
         print(f"\n{kind} clip, {args.frames} frames 640x480")
-        print(f"{'method':16s}" + "".join(f"{k[:14]:>15s}" for k in keys))
+        print(f"{'method':18s}" + "".join(f"{k[:14]:>15s}" for k in keys))
         for method, row in rows.items():
-            print(f"{method:16s}" + "".join(f"{row[k]:15.3f}" if k in row else f"{'-':>15s}" for k in keys))
+            print(f"{method:18s}" + "".join(f"{row[k]:15.3f}" if k in row else f"{'-':>15s}" for k in keys))
     still = report["still"]
     base = still["frame_by_frame"]
     for m in ("rts", "term", "one_euro", "none"):

@@ -61,7 +61,7 @@ def identity_from_keyframes(fitter: LandmarkFitter, points: list[np.ndarray], im
                             weights: np.ndarray, config: LandmarkFitConfig | None = None,
                             focal: float | None = None,
                             debias: Callable[[np.ndarray, FitResult], tuple[np.ndarray, np.ndarray]] | None = None,
-                            ) -> tuple[np.ndarray, float, MultiImageFitResult]:
+                            joint: bool = True) -> tuple[np.ndarray, float, MultiImageFitResult | None]:
     """One identity (and focal length) for the whole clip from its keyframes' landmarks.
 
     Args:
@@ -70,9 +70,11 @@ def identity_from_keyframes(fitter: LandmarkFitter, points: list[np.ndarray], im
         focal: a known focal length in px (held fixed), else estimated.
         debias: (points, first fit) -> (points, weights) of the second pass (`debias.debiased_landmarks`),
             or None for one pass on the points as they are.
+        joint: the joint multi-image fit (default); False: the mean of the keyframes' own identities
+            and the median of their focals (what benchmarks/bench_track.py compares it with).
 
     Returns:
-        identity (K,), focal px, and the joint fit.
+        identity (K,), focal px, and the joint fit (None when not `joint`).
     """
     if not points:
         raise NoFaceError("no keyframe with a face to estimate the identity from")
@@ -85,11 +87,15 @@ def identity_from_keyframes(fitter: LandmarkFitter, points: list[np.ndarray], im
         fits.append(fit)
         used_points.append(q)
         used_weights.append(w)
-    joint = fit_multi_image(fitter, used_points, [image_size] * len(points), used_weights, config,
-                            focals=None if focal is None else [focal] * len(points), init=fits)
-    state = joint.state.to_numpy()
-    focal_px = float(focal) if focal is not None else float(np.median(state.camera.focal / joint.image_scales))
-    return np.asarray(state.params.identity[0], dtype=np.float64), focal_px, joint
+    if not joint:
+        state = [f.state.to_numpy() for f in fits]
+        focal_px = float(focal) if focal is not None else float(np.median([st.camera.focal[0] for st in state]))
+        return np.mean([st.params.identity[0] for st in state], axis=0), focal_px, None
+    result = fit_multi_image(fitter, used_points, [image_size] * len(points), used_weights, config,
+                             focals=None if focal is None else [focal] * len(points), init=fits)
+    state = result.state.to_numpy()
+    focal_px = float(focal) if focal is not None else float(np.median(state.camera.focal / result.image_scales))
+    return np.asarray(state.params.identity[0], dtype=np.float64), focal_px, result
 
 
 def personalised_view(view: MorphableModel, identity: np.ndarray) -> MorphableModel:
