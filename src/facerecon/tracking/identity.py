@@ -11,7 +11,8 @@ pipeline does a photo), and those fits start the joint multi-image fit
 (`fitting.multi_image_fit.fit_multi_image`), whose one shared identity explains all keyframes at
 once; the focal length is the median of the joint fit's per-keyframe focals. benchmarks/bench_track.py
 (90-frame clips, 8 keyframes) measured the joint identity against the mean of the keyframes' own
-identities: expression error 0.093 -> 0.083 on the moving clip, 0.067 -> 0.041 on the still one.
+identities (method rts_mean_identity): expression error 0.095 -> 0.083 on the moving clip, 0.066 ->
+0.041 on the still one.
 
 `personalised_view` bakes that identity into the fitted view's mean shape, so the per-frame fits
 solve only for expression, pose (and nothing of the identity's 100 modes): about 3x faster per

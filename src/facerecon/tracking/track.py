@@ -21,7 +21,7 @@ Three stages:
 benchmarks/bench_track.py (90-frame synthetic clips, 640x480) chose the default: against the
 pipeline's fast mode frame by frame, the RTS track's expression error is 0.083 vs 0.091 on the
 moving clip (0.117 vs 0.125 on the 7 animated weights, no lag added) and its still-clip jitter is
-0.36 vs 4.6 mm; the causal term has 0.079 overall but 0.204 on the animated weights (it trails fast
+0.28 vs 4.1 mm; the causal term has 0.078 overall but 0.203 on the animated weights (it trails fast
 blinks by frames).
 
 A stream that breaks part-way (`VideoDecodeError`) ends stage 1 early: the frames read so far go
