@@ -2,16 +2,23 @@
 
 Two synthetic clips rendered with the project's renderer from known parameters (tracking/synthetic.py):
 a moving head with expressions, and a still head whose only change is sensor noise. Methods, side by side:
-- frame_by_frame: the pipeline's single-photo fast fit on each frame alone (identity re-fitted each frame);
-- none:      the tracker (identity from keyframes, warm start) without smoothing;
-- term:      the tracker with the temporal_smoothness objective term (the default);
+- frame_by_frame: the pipeline's single-photo fast mode on each frame alone (identity re-fitted each
+  frame; a second pass on landmarks de-biased by the detector's error model, as `Reconstructor` does);
+- fbf_plain: the same without the error model (one pass: what the tracker was compared with before);
+- rts:       the tracker (joint identity from keyframes, warm start, error model) with the
+             forward-backward smoother (the default);
+- rts_mean_identity: rts with the identity the mean of the keyframes' single-frame fits (not joint);
+- none:      the tracker without smoothing;
+- term:      the tracker with the causal temporal_smoothness objective term;
 - one_euro:  the tracker with a one-euro filter after each fit;
 - mediapipe: MediaPipe's raw per-frame landmarks (2D only: landmark jitter in px).
-Reported: expression error (mean |w - w_true| over ICT's 53 weights), head-pose error (geodesic, deg),
+Reported: expression error (mean |w - w_true| over ICT's 53 weights; "animated": over the 7 the moving
+clip animates, where lag shows), head-pose error (geodesic, deg),
 still-clip jitter (mean frame-to-frame motion of the head's vertices in camera space, mm, where the
 frame-by-frame fit's free focal length makes the depth jump; in model space with the pose removed, mm;
 and of the projected landmarks, px), lag (moving clip only; the still clip's is meaningless) (frames by which yaw and jawOpen trail the truth, by cross-correlation),
-steady-state ms per frame (decode + landmarks, fit) and peak RSS for two clip lengths (the slope gives
+steady-state ms per frame (decode + landmarks, fit; wall) and process CPU ms per frame (the whole track,
+identity included) and peak RSS for two clip lengths (the slope gives
 the memory of a 10-minute clip). The CPU is shared with other developers: timings are noisy.
 
     PYTHONPATH=src python benchmarks/bench_track.py [--frames 90] [--cache /tmp/bench_track]
@@ -31,8 +38,13 @@ from facerecon.geometry.rotation import axis_angle_to_matrix_np
 from facerecon.io.video import VideoWriter, read_frames
 from facerecon.models import load_model
 from facerecon.tracking import TrackConfig, VideoTracker
+from facerecon.landmarks.error_model import LandmarkErrorModel
+from facerecon.tracking.debias import debiased_landmarks
 from facerecon.tracking.identity import personalised_view
 from facerecon.tracking.synthetic import clip_truth, write_clip
+
+
+ANIMATED = ("jawOpen", "mouthSmile_L", "mouthSmile_R", "eyeBlink_L", "eyeBlink_R", "browInnerUp_L", "browInnerUp_R")
 
 
 def clip(cache: Path, model, kind: str, n: int):
@@ -72,6 +84,12 @@ def lag_frames(estimate: np.ndarray, truth: np.ndarray, max_lag: int = 8) -> int
     return best
 
 
+def second_pass(rec, model, points: np.ndarray, size: tuple[int, int], first):
+    """The pipeline's fast mode's second pass (`Reconstructor._fit_face`): points de-biased at `first`'s yaw."""
+    q, w = debiased_landmarks(model, rec.fast_fitter, points, rec.landmark_weights, first, rec.config)
+    return rec.fast_fitter.fit(q, size, w, rec.config.landmark, init=first)
+
+
 def run_methods(tracker: VideoTracker, model, path: Path, truth, methods: list[str]) -> dict:
     import torch
 
@@ -81,11 +99,15 @@ def run_methods(tracker: VideoTracker, model, path: Path, truth, methods: list[s
     names = list(model.expression_names)
     true_v = camera_vertices(view, truth.identity, truth.expression, truth.rotation, truth.translation)
     for method in methods:
-        if method == "frame_by_frame":
+        if method in ("frame_by_frame", "fbf_plain"):
             obs = tracker.observe(read_frames(path))
             t0 = time.perf_counter()
             fits = [rec.fast_fitter.fit(p.astype(np.float64), obs.image_size, rec.landmark_weights)
                     for p in obs.points]
+            if method == "frame_by_frame":
+                model = LandmarkErrorModel.load()
+                fits = [second_pass(rec, model, p.astype(np.float64), obs.image_size, f)
+                        for p, f in zip(obs.points, fits)]
             fit_s = time.perf_counter() - t0
             ident = np.stack([f.state.params.identity[0] for f in fits])
             expr = np.stack([f.state.params.expression[0] for f in fits])
@@ -102,10 +124,11 @@ def run_methods(tracker: VideoTracker, model, path: Path, truth, methods: list[s
             out[method] = {"landmark_jitter_px": float(np.mean(np.linalg.norm(np.diff(pts, axis=0), axis=2)))}
             continue
         else:
-            tracker.config = TrackConfig(smoothing=method)
-            t0 = time.perf_counter()
+            tracker.config = (TrackConfig(smoothing="rts", joint_identity=False) if method == "rts_mean_identity"
+                              else TrackConfig(smoothing=method))
+            t0, c0 = time.perf_counter(), time.process_time()
             tr = tracker.track(path)
-            total = time.perf_counter() - t0
+            total, cpu = time.perf_counter() - t0, time.process_time() - c0
             ident, expr, rot, trans = tr.identity, tr.expression, tr.rotation, tr.translation
             pv = personalised_view(view, tr.identity)
             basis = pv.expression_basis.double().numpy()
@@ -120,13 +143,17 @@ def run_methods(tracker: VideoTracker, model, path: Path, truth, methods: list[s
             proj = np.array(proj)
             n = tr.num_frames
             timings = {"decode_landmarks_ms": 1000 * tr.timings_s["decode_and_landmarks_s"] / n,
+                       "decode_landmarks_cpu_ms": 1000 * tr.timings_s["decode_and_landmarks_cpu_s"] / n,
+                       "fit_cpu_ms": 1000 * tr.timings_s["fit_cpu_s"] / n,
                        "fit_ms": 1000 * tr.timings_s["fit_s"] / n, "identity_s": tr.timings_s["identity_s"],
-                       "total_ms_incl_identity": 1000 * total / n}
+                       "total_ms_incl_identity": 1000 * total / n, "cpu_ms_incl_identity": 1000 * cpu / n}
         v = camera_vertices(view, ident, expr, rot, trans)
         shape = camera_vertices(view, ident, expr, np.zeros_like(rot), np.zeros_like(trans))
         j = names.index("jawOpen")
+        animated = [names.index(k) for k in ANIMATED if k in names]
         out[method] = {
             "expression_error": float(np.mean(np.abs(expr - truth.expression))),
+            "expression_error_animated": float(np.mean(np.abs(expr - truth.expression)[:, animated])),
             "pose_error_deg": float(np.mean(geodesic_deg(rot, truth.rotation))),
             "vertex_error_mm": float(np.mean(np.linalg.norm(v - true_v, axis=2))),
             "jitter_mm": float(np.mean(np.linalg.norm(np.diff(v, axis=0), axis=2))),
@@ -145,7 +172,9 @@ def memory_child(path: str) -> None:
     from facerecon.tracking import track
 
     t = track(path)
-    print(json.dumps({"frames": t.num_frames, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"frames": t.num_frames, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "cpu_ms_per_frame": {k[:-6]: round(1000 * t.timings_s[k] / t.num_frames, 2)
+                                           for k in ("decode_and_landmarks_cpu_s", "fit_cpu_s", "identity_cpu_s")}}))
 
 
 def looped(cache: Path, source: Path, repeats: int) -> Path:
@@ -172,22 +201,23 @@ def main() -> None:
         return
     cache = Path(args.cache)
     model = load_model("ict")
-    methods = ["term", "one_euro", "none", "frame_by_frame", "mediapipe"]
+    methods = ["rts", "rts_mean_identity", "term", "one_euro", "none", "frame_by_frame", "fbf_plain", "mediapipe"]
     report = {}
     with VideoTracker("ict") as tracker:
         for kind in ("moving", "still"):
             path, truth = clip(cache, model, kind, args.frames)
             report[kind] = run_methods(tracker, model, path, truth, methods)
-    keys = ["expression_error", "pose_error_deg", "jitter_mm", "shape_jitter_mm", "landmark_jitter_px",
-            "lag_yaw_frames", "lag_jaw_frames", "decode_landmarks_ms", "fit_ms", "total_ms_incl_identity"]
+    keys = ["expression_error", "expression_error_animated", "pose_error_deg", "jitter_mm", "shape_jitter_mm",
+            "landmark_jitter_px", "lag_yaw_frames", "lag_jaw_frames", "decode_landmarks_ms", "fit_ms",
+            "decode_landmarks_cpu_ms", "fit_cpu_ms", "total_ms_incl_identity", "cpu_ms_incl_identity"]
     for kind, rows in report.items():
         print(f"\n{kind} clip, {args.frames} frames 640x480")
-        print(f"{'method':16s}" + "".join(f"{k[:14]:>15s}" for k in keys))
+        print(f"{'method':18s}" + "".join(f"{k[:14]:>15s}" for k in keys))
         for method, row in rows.items():
-            print(f"{method:16s}" + "".join(f"{row[k]:15.3f}" if k in row else f"{'-':>15s}" for k in keys))
+            print(f"{method:18s}" + "".join(f"{row[k]:15.3f}" if k in row else f"{'-':>15s}" for k in keys))
     still = report["still"]
     base = still["frame_by_frame"]
-    for m in ("term", "one_euro", "none"):
+    for m in ("rts", "term", "one_euro", "none"):
         print(f"still jitter {m} / frame_by_frame: camera space {still[m]['jitter_mm'] / base['jitter_mm']:.3f}, "
               f"model space (pose removed) {still[m]['shape_jitter_mm'] / base['shape_jitter_mm']:.3f}; "
               f"moving expression error ratio: "
@@ -195,7 +225,7 @@ def main() -> None:
     if not args.skip_memory:
         path, _ = clip(cache, model, "moving", args.frames)
         mem = []
-        for repeats in (2, 8):
+        for repeats in (8, 32):  # 720 and 2880 frames: shorter clips' peaks are within the heap's noise
             long = looped(cache, path, repeats)
             res = subprocess.run([sys.executable, __file__, "--memory-child", str(long)], capture_output=True, text=True)
             mem.append(json.loads(res.stdout.strip().splitlines()[-1]))

@@ -42,3 +42,16 @@ def test_keyframes_start_frontal_and_spread_over_poses():
     picks = select_keyframes(poses, 3)
     assert picks[0] == 1 and set(picks[1:]) <= {0, 2, 4, 5} and len(set(picks)) == 3
     assert select_keyframes(np.zeros((4, 2)), 3) == [0]
+
+
+def test_frame_landmarks_grow_in_one_array_with_empty_rows():
+    from facerecon.tracking.track import FrameLandmarks
+
+    store = FrameLandmarks(3, capacity=2)
+    rows = [np.full((3, 2), float(k)) if k % 3 else None for k in range(7)]
+    for r in rows:
+        store.append(r)
+    assert len(store) == 7 and store.array.shape == (7, 3, 2) and store.array.dtype == np.float32
+    for k, r in enumerate(rows):
+        assert (store[k] is None) if r is None else np.array_equal(store[k], r)
+    assert np.isnan(store.array[0]).all() and store.array.base is not None  # a view of the one block

@@ -10,6 +10,7 @@ import pytest
 
 from facerecon.cli import main
 from facerecon.io.animation import read_animation
+from facerecon.io.video import frames_from_arrays
 from facerecon.models.arkit import ARKIT_NAMES
 from facerecon.tracking import TrackConfig, VideoTracker
 from facerecon.tracking.files import (CSV_COLUMNS, track_dict, track_from_dict, write_animation,
@@ -135,3 +136,61 @@ def test_a_truncated_video_keeps_what_was_tracked(ict_model, tmp_path):
     assert main(["track", str(cut), "-o", str(out), "--no-preview"]) == 4
     doc = json.loads((out / "track.json").read_text())
     assert 0 < len(doc["frames"]) < 16 and "truncated" in doc["error"]
+
+
+def test_frames_use_the_pipelines_error_model_correction(tracker, tracked):
+    from facerecon.landmarks.error_model import LandmarkErrorModel
+    from facerecon.tracking.debias import debiased_landmarks
+
+    rec = tracker.reconstructor
+    points = tracked.landmarks[5].astype(np.float64)
+    first = rec.fast_fitter.fit(points, tracked.image_size, rec.landmark_weights)
+    model = LandmarkErrorModel.load()
+    ours = debiased_landmarks(model, rec.fast_fitter, points, rec.landmark_weights, first, rec.config)
+    pipeline = rec._apply_error_model(model, points, rec.landmark_weights, first)
+    np.testing.assert_allclose(ours[0], pipeline[0])
+    np.testing.assert_allclose(ours[1], pipeline[1])
+    assert not np.allclose(ours[0], points) and not np.allclose(ours[1], rec.landmark_weights)
+
+
+def test_identity_is_the_joint_fit_of_the_keyframes(tracker, tracked):
+    from facerecon.tracking import identity_from_keyframes
+
+    rec = tracker.reconstructor
+    points = [tracked.landmarks[i].astype(np.float64) for i in tracked.keyframes[:4]]
+    calls = []
+
+    def debias(p, fit):
+        calls.append(fit)
+        return p, rec.landmark_weights
+
+    identity, focal, joint = identity_from_keyframes(rec.fast_fitter, points, tracked.image_size,
+                                                     rec.landmark_weights, debias=debias)
+    state = joint.state.to_numpy()
+    assert len(calls) == 4 and state.params.identity.shape == (1, rec.view.num_identity)
+    assert state.params.expression.shape[0] == 4
+    np.testing.assert_array_equal(identity, state.params.identity[0])
+    assert focal == pytest.approx(float(np.median(state.camera.focal)))
+    mean_identity, _, none = identity_from_keyframes(rec.fast_fitter, points, tracked.image_size,
+                                                     rec.landmark_weights, joint=False)
+    singles = [rec.fast_fitter.fit(p, tracked.image_size, rec.landmark_weights).state.to_numpy() for p in points]
+    assert none is None
+    np.testing.assert_allclose(mean_identity, np.mean([s.params.identity[0] for s in singles], axis=0))
+    assert not np.allclose(identity, mean_identity, atol=1e-3)  # the joint fit is not the average
+
+
+def test_rts_smoothing_smooths_without_losing_accuracy(tracker, clip):
+    frames, truth = clip
+    obs = tracker.observe(frames_from_arrays(frames, 30.0))
+    tracks = {}
+    try:
+        for smoothing in ("none", "rts"):
+            tracker.config = TrackConfig(smoothing=smoothing)
+            tracks[smoothing] = tracker.fit(obs)
+    finally:
+        tracker.config = TrackConfig()
+    roughness = {k: np.abs(np.diff(t.rotation, 2, axis=0)).mean() + np.abs(np.diff(t.expression, 2, axis=0)).mean()
+                 for k, t in tracks.items()}
+    assert roughness["rts"] < 0.8 * roughness["none"], roughness
+    errors = {k: np.abs(t.expression - truth.expression).mean() for k, t in tracks.items()}
+    assert errors["rts"] < errors["none"] + 0.01, errors

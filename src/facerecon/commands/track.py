@@ -15,7 +15,7 @@ from ..errors import FaceReconError
 FILES = ("expressions.csv", "track.json", "animation.glb", "preview.mp4")
 
 
-def track_command(video: str, out: str, model: str = "ict", smoothing: str = "term", preview: bool = True,
+def track_command(video: str, out: str, model: str = "ict", smoothing: str = "rts", preview: bool = True,
                   offline: bool = False, as_json: bool = False) -> int:
     """Track `video` into `out`; returns the exit code."""
     from ..io.video import probe_video, read_frames
@@ -50,6 +50,9 @@ def track_command(video: str, out: str, model: str = "ict", smoothing: str = "te
     summary = {"video": video, "out": str(folder), "frames": track.num_frames, **counts,
                "ms_per_frame_landmarks": round(1000 * track.timings_s["decode_and_landmarks_s"] / track.num_frames, 2),
                "ms_per_frame_fit": round(1000 * track.timings_s["fit_s"] / fit_frames, 2),
+               "cpu_ms_per_frame_landmarks": round(1000 * track.timings_s["decode_and_landmarks_cpu_s"]
+                                                   / track.num_frames, 2),
+               "cpu_ms_per_frame_fit": round(1000 * track.timings_s["fit_cpu_s"] / fit_frames, 2),
                "files": [p.name for p in written]}
     print(json.dumps(summary, indent=1) if as_json else
           f"{video}: {track.num_frames} frames ({counts['tracked']} tracked, {counts['interpolated']} interpolated, "

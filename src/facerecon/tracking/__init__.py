@@ -5,10 +5,11 @@ head pose and camera with one identity, ARKit blendshape curves and an animated 
     t = tracking.track("clip.mp4")            # Track: timestamps, status, expression, rotation, ...
     curves = t.arkit_curves()                 # (T, 52) in ARKIT_NAMES order
 
-`track` (the driver), `landmarks` (MediaPipe video mode in a crop window), `identity` (keyframes and
-the clip's identity), `smoothing` (the temporal term and the one-euro filter), `gaps` (short gaps
-interpolated), `files` (expressions.csv, track.json, animation.glb, preview.mp4), `synthetic` (clips
-rendered from known parameters, for tests and benchmarks/bench_track.py).
+`track` (the driver), `landmarks` (MediaPipe video mode in a crop window), `debias` (the detector's
+error model on each frame, as the pipeline's fast mode), `identity` (keyframes and the clip's identity
+by the joint multi-image fit), `smoothing` (the RTS smoother, the temporal term and the one-euro
+filter), `gaps` (short gaps interpolated), `files` (expressions.csv, track.json, animation.glb,
+preview.mp4), `synthetic` (clips rendered from known parameters, for tests and benchmarks/bench_track.py).
 """
 from .gaps import MAX_GAP_FRAMES, fill_gaps
 from .identity import identity_from_keyframes, personalised_view, select_keyframes

@@ -1,5 +1,13 @@
-"""Temporal smoothness for video tracking, two ways (benchmarks/bench_track.py compares them):
+"""Temporal smoothness for video tracking, three ways (benchmarks/bench_track.py compares them):
 
+- `rts_smooth` (the default): a Rauch-Tung-Striebel smoother (a forward Kalman filter, then a
+  backward pass: the track is offline, so every frame sees its past and its future, and the output
+  has no lag) over each parameter of the per-frame fits, with a random-walk motion model. Its two
+  variances per parameter are measured on the clip itself (`noise_variances`): the fit's own
+  per-frame noise r^2 from the second differences x_t - (x_t-1 + x_t+1) / 2 (robustly, by MAD:
+  var = 1.5 r^2 for white noise, the motion's curvature over two frames is far smaller), and the
+  motion q^2 = mean first difference^2 - 2 r^2. So a still channel is smoothed hard and a moving
+  one little, without a weight to tune.
 - `temporal_smoothness`, an objective term of the fast fit (registered in `fitting.terms`, residual
   form): r = (x - x_prev) / sigma over the expression, rotation and translation blocks, where
   x_prev is the previous frame's fitted value, passed as `extras["previous"]` = (expression (E,),
@@ -20,6 +28,38 @@ from ..fitting.terms import TERMS, GaussNewtonInputs, Residual, register_term
 from ..geometry.rotation import axis_angle_to_matrix_np, matrix_to_axis_angle_np
 
 TEMPORAL_TERM = "temporal_smoothness"
+
+
+def noise_variances(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel measurement noise r^2 and random-walk step q^2 of a track segment x (T, C), T >= 3."""
+    d2 = x[1:-1] - (x[:-2] + x[2:]) / 2
+    mad = 1.4826 * np.median(np.abs(d2 - np.median(d2, axis=0)), axis=0)
+    r2 = np.maximum(mad ** 2 / 1.5, 1e-12)
+    q2 = np.maximum(np.mean(np.diff(x, axis=0) ** 2, axis=0) - 2 * r2, 1e-4 * r2)
+    return r2, q2
+
+
+def rts_smooth(x: np.ndarray) -> np.ndarray:
+    """x (T, C) smoothed per channel by the Rauch-Tung-Striebel smoother with variances from
+    `noise_variances` (see the module docstring); segments of fewer than 3 frames are returned as they are."""
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 3:
+        return x.copy()
+    r2, q2 = noise_variances(x)
+    xf, pf = np.empty_like(x), np.empty_like(x)
+    mean, var = x[0].copy(), r2.copy()
+    xf[0], pf[0] = mean, var
+    for t in range(1, len(x)):
+        var = var + q2
+        gain = var / (var + r2)
+        mean = mean + gain * (x[t] - mean)
+        var = (1 - gain) * var
+        xf[t], pf[t] = mean, var
+    out = xf.copy()
+    for t in range(len(x) - 2, -1, -1):
+        c = pf[t] / (pf[t] + q2)
+        out[t] = xf[t] + c * (out[t + 1] - xf[t])
+    return out
 
 
 def _temporal_residual(x: GaussNewtonInputs, with_jacobian: bool) -> Residual | None:
