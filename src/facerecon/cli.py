@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video")
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--model", default="ict", help="model name or path")
-    p.add_argument("--smoothing", default="term", choices=["term", "one_euro", "none"])
+    p.add_argument("--smoothing", default="rts", choices=["rts", "term", "one_euro", "none"],
+                   help="rts: forward-backward smoother, no lag (default); term: temporal term in the fit; "
+                        "one_euro: causal filter; none")
     p.add_argument("--no-preview", action="store_true", help="skip preview.mp4 (it renders every frame)")
     p.add_argument("--offline", action="store_true", help="never download a model")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

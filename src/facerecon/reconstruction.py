@@ -235,8 +235,14 @@ class Reconstruction:
 
     @property
     def mesh(self) -> Mesh:
-        """The full head with UVs, the UV albedo texture and the expressions as morph targets:
-        ARKit's 52 names (plus ICT's split halves) for ICT-named models, the model's own otherwise."""
+        """The full head with UVs, the UV albedo texture (1024 x 1024) and the expressions as morph
+        targets: ARKit's 52 names (plus ICT's split halves) for ICT-named models, the model's own
+        otherwise. `mesh_with(texture_size)` for another texture size."""
+        return self.mesh_with(1024)
+
+    def mesh_with(self, texture_size: int = 1024) -> Mesh:
+        """`mesh` with a (texture_size x texture_size) texture (and PLY colours sampled from it); a
+        smaller one costs less time and memory (e.g. 512 for an animation's mesh)."""
         m = self.model
         names = list(m.expression_names)
         weights = self.params.expression[0]
@@ -248,9 +254,10 @@ class Reconstruction:
             morph_weights = [float(x) for x in weights]
         return Mesh(
             vertices=self.vertices(full=True), triangles=self._visible_triangles(),
-            uv=self.texture_uv(),
+            uv=self.texture_uv(texture_size),
             uv_triangles=None if m.uv_triangles is None else m.uv_triangles.cpu().numpy()[self._visible_triangle_ids()],
-            texture=self.texture(), texture_file="albedo.png", colors=self._mesh_colors(), morph_targets=targets,
+            texture=self.texture(texture_size), texture_file="albedo.png", colors=self._mesh_colors(texture_size),
+            morph_targets=targets,
             morph_weights=morph_weights, base_vertices=self.vertices(full=True, expression=False),
         )
 
@@ -298,11 +305,11 @@ class Reconstruction:
         cache["colors"] = np.clip(colors, 0, 1)
         return cache["colors"]
 
-    def _mesh_colors(self) -> np.ndarray:
+    def _mesh_colors(self, texture_size: int = 1024) -> np.ndarray:
         """(V_full, 3) vertex colours for formats without textures (PLY): the texture sampled at each
         vertex's UV (mean over its UV corners), or `vertex_colors()` without a texture."""
         m = self.model
-        tex, uv = self._texture(1024)
+        tex, uv = self._texture(texture_size)
         if tex is None or m.uv_triangles is None:
             return self.vertex_colors()
         from scipy.ndimage import map_coordinates

@@ -35,6 +35,9 @@ class FaceLandmarkTracker:
     """
 
     def __init__(self, detector: MediaPipeDetector | None = None, min_tracking_confidence: float = 0.5) -> None:
+        from ..landmarks.mediapipe_import import import_mediapipe
+
+        import_mediapipe()
         from mediapipe.python.solutions.face_mesh import FaceMesh
 
         self._own_detector = detector is None
