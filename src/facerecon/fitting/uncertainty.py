@@ -59,6 +59,14 @@ class ShapePosterior:
         return idx, self.covariance[np.ix_(idx, idx)]
 
 
+def _one_blas_thread():
+    """Small dense problems: BLAS threads only add synchronisation, and stall badly when the cores
+    are busy (as in `LandmarkFitter.fit`)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def shape_posterior(model: MorphableModel, correspondences: list[VertexCorrespondence], points: np.ndarray,
                     weights: np.ndarray, state: FaceState, config: LandmarkFitConfig | None = None,
                     focal_fixed: bool = False, estimate_noise: bool = False) -> ShapePosterior:
@@ -72,7 +80,12 @@ def shape_posterior(model: MorphableModel, correspondences: list[VertexCorrespon
         focal_fixed: the focal length was given (not a parameter).
         estimate_noise: scale the landmark noise by the residuals' (module docstring).
     """
-    cfg = config or LandmarkFitConfig()
+    with _one_blas_thread():
+        return _shape_posterior(model, correspondences, points, weights, state, config or LandmarkFitConfig(),
+                                focal_fixed, estimate_noise)
+
+
+def _shape_posterior(model, correspondences, points, weights, state, cfg, focal_fixed, estimate_noise):
     st = state.to_numpy()
     b = st.num_images
     points = np.asarray(points, dtype=np.float64)
@@ -194,6 +207,11 @@ def vertex_uncertainty(posterior: ShapePosterior, model: MorphableModel, image: 
                        include_expression: bool = True, normals: np.ndarray | None = None) -> VertexUncertainty:
     """(V,) positional std of every vertex of `model` (the fitted model or the full one it is a view of,
     with the same coefficients) in image `image`; with `normals` (V, 3) also the std along them."""
+    with _one_blas_thread():
+        return _vertex_uncertainty(posterior, model, image, include_expression, normals)
+
+
+def _vertex_uncertainty(posterior, model, image, include_expression, normals) -> VertexUncertainty:
     idx, cov = posterior.block(image, include_expression)
     k = posterior.num_identity
     parts = [model.identity_basis.detach().cpu()[:k]]
