@@ -264,7 +264,7 @@ def run_detail(model, n_faces: int, size: int, seed: int) -> None:
 def run_metric(model, n_faces: int, seed: int) -> None:
     """Scale error and 2-sigma coverage of `estimate_metric_scale` on simulated iris points."""
     from facerecon.fitting.gaze import eyes
-    from facerecon.fitting.metric_scale import IRIS_POINTS, estimate_metric_scale, model_size_std
+    from facerecon.fitting.metric_scale import IRIS_POINTS, estimate_metric_scale, iris_diameters_px, model_size_std
 
     head = model.view("head")
     prior = model_size_std(head)
@@ -301,8 +301,10 @@ def run_metric(model, n_faces: int, seed: int) -> None:
         for known in (True, False):
             focal_fit = focal if known else focal * float(np.exp(rng.normal(0, 0.15)))
             dz = np.array(depths) * focal_fit / focal
+            # the simulated detector: 0.7 px per contour point, i.e. this relative error on the mean diameter
+            noise = float(np.sqrt(np.mean((0.7 / iris_diameters_px(points)) ** 2) / 2))
             m = estimate_metric_scale(points, dz, focal_fit, prior, focal_known=known,
-                                      face_depth_mm=float(np.mean(dz)) + 15.0)
+                                      face_depth_mm=float(np.mean(dz)) + 15.0, detector_log_std=noise)
             rows.append((known, m.scale / s_true - 1, abs(np.log(m.scale / s_true)) <= 2 * m.std / m.scale))
     for known in (True, False):
         r = [x for x in rows if x[0] == known]
@@ -314,33 +316,33 @@ def run_metric(model, n_faces: int, seed: int) -> None:
 
 def iris_diameter_mm(model, vertices: np.ndarray) -> float:
     """The painted iris's diameter on a synthetic face (evaluation.synthetic colours the iris-group
-    vertices within CORNEA_RADIUS_MM + 0.5 of the eye's axis): twice the largest distance of those
-    vertices from the axis, averaged over both eyes, in `vertices`' mm."""
+    vertices within CORNEA_RADIUS_MM + 0.5 of the eye's axis at rest): the largest distance between
+    two of those vertices (the disc's rim; unchanged when the eye turns), averaged over both eyes,
+    in `vertices`' mm."""
+    from scipy.spatial.distance import pdist
+
     from facerecon.evaluation.synthetic import eye_parts
 
     tris = model.triangles.cpu().numpy()
+    mean = model.mean.detach().cpu().double().numpy()
     out = []
     for side in ("Left", "Right"):
         sclera = np.unique(tris[model.triangle_groups[f"M_Sclera{side}"].cpu().numpy()])
         iris = np.unique(tris[model.triangle_groups[f"M_Iris{side}"].cpu().numpy()])
-        mean = model.mean.detach().cpu().double().numpy()
-        ids = eye_parts(mean, sclera, iris)["iris"]
-        centre = (vertices[sclera].min(0) + vertices[sclera].max(0)) / 2
-        apex = vertices[sclera][np.argmax(np.linalg.norm(vertices[sclera] - centre, axis=1))]
-        axis = (apex - centre) / np.linalg.norm(apex - centre)
-        d = vertices[ids] - centre
-        out.append(2 * np.linalg.norm(d - (d @ axis)[:, None] * axis, axis=1).max())
+        out.append(float(pdist(vertices[eye_parts(mean, sclera, iris)["iris"]]).max()))
     return float(np.mean(out))
 
 
 def run_metric_detected(model, n_faces: int, seed: int) -> None:
     """Scale error and 2-sigma coverage with MediaPipe's iris points on rendered synthetic faces.
 
-    The faces of `evaluation.synthetic` (512 px, yaw within +-45 deg) are drawn at the model's size;
-    scaling a scene about the camera leaves its image unchanged, so each is given a true iris
+    The faces of `evaluation.synthetic` (512 px, yaw within +-45 deg, seed + 500) are drawn at the
+    model's size. "known iris": the estimator is told each face's painted iris diameter
+    (`iris_diameter_mm`, no population spread); the true scale of the fast fit's mesh is the true
+    face's size over the fitted one's (RMS radii of the narrow face region). "population": scaling
+    a scene about the camera leaves its image unchanged, so each face is given a true iris
     diameter drawn from 11.7 +- 0.5 mm by declaring its world k = iris / (painted iris) times
-    larger. The true metric scale of the fast fit's mesh is then k x (the true face's size / the
-    fitted face's size), sizes as RMS radii of the narrow face region."""
+    larger, and the estimator assumes 11.7 +- 0.5 mm; the true scale is k times the above."""
     from facerecon.detail_outputs import metric_and_gaze
     from facerecon.evaluation.synthetic import generate_synthetic_set
     from facerecon.pipeline import Reconstructor
@@ -352,7 +354,8 @@ def run_metric_detected(model, n_faces: int, seed: int) -> None:
         c = v[region] - v[region].mean(0)
         return float(np.sqrt((c ** 2).sum(1).mean()))
 
-    rows, missed = [], 0
+    rows = {"known iris": [], "population": []}
+    missed = 0
     with Reconstructor(model) as rc:
         for i, face in enumerate(faces):
             rng = np.random.default_rng([seed, 3000 + i])
@@ -362,21 +365,27 @@ def run_metric_detected(model, n_faces: int, seed: int) -> None:
                 continue
             rec = found[0]
             gt = face.gt_vertices.astype(np.float64)
-            k = rng.normal(11.7, 0.5) / iris_diameter_mm(model, gt)
-            s_true = k * size(gt) / size(rec.vertices())
-            m = metric_and_gaze(rec)
-            if m["metric_scale"] is None:
-                missed += 1
-                continue
-            scale, std = m["metric_scale"], m["metric_scale_std"]
-            rows.append((scale / s_true - 1, abs(np.log(scale / s_true)) <= 2 * std / scale, s_true, std / scale))
-            print(f"face {i} yaw {face.yaw_deg:+.0f}: true scale {s_true:.3f}, estimated {scale:.3f} +- {std:.3f} "
-                  f"(error {100 * rows[-1][0]:+.1f} %)", flush=True)
-    err = np.abs([x[0] for x in rows])
-    print(f"[metric, MediaPipe iris points on rendered faces] {len(rows)} faces ({missed} without a scale): "
-          f"|scale error| median {100 * np.median(err):.2f} %, p90 {100 * np.percentile(err, 90):.2f} %, max "
-          f"{100 * err.max():.2f} %; truth within 2 sigma {100 * np.mean([x[1] for x in rows]):.0f} %; "
-          f"reported relative std median {100 * np.median([x[3] for x in rows]):.2f} %", flush=True)
+            painted = iris_diameter_mm(model, gt)
+            ratio = size(gt) / size(rec.vertices())
+            k = rng.normal(11.7, 0.5) / painted
+            line = []
+            for name, iris, spread, s_true in (("known iris", painted, 0.0, ratio),
+                                               ("population", 11.7, 0.5, k * ratio)):
+                m = metric_and_gaze(rec, iris_mm=iris, iris_std_mm=spread)
+                if m["metric_scale"] is None:
+                    continue
+                scale, std = m["metric_scale"], m["metric_scale_std"]
+                rows[name].append((scale / s_true - 1, abs(np.log(scale / s_true)) <= 2 * std / scale, std / scale))
+                line.append(f"{name}: true {s_true:.3f}, estimated {scale:.3f} +- {std:.3f} "
+                            f"({100 * rows[name][-1][0]:+.1f} %)")
+            print(f"face {i} yaw {face.yaw_deg:+.0f} | " + " | ".join(line), flush=True)
+    for name, r in rows.items():
+        err = np.abs([x[0] for x in r])
+        print(f"[metric, MediaPipe iris points on rendered faces, {name}] {len(r)} faces ({missed} not found): "
+              f"|scale error| median {100 * np.median(err):.2f} %, p90 {100 * np.percentile(err, 90):.2f} %, max "
+              f"{100 * err.max():.2f} %; signed mean {100 * np.mean([x[0] for x in r]):+.2f} %; truth within 2 sigma "
+              f"{100 * np.mean([x[1] for x in r]):.0f} %; reported relative std median "
+              f"{100 * np.median([x[2] for x in r]):.2f} %", flush=True)
 
 
 def run_uncertainty(model, n_faces: int, seed: int) -> None:

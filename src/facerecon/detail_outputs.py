@@ -29,7 +29,7 @@ import torch
 from .errors import FaceReconError, FitError
 from .fitting.detail import DetailConfig, DetailMap, atlas_normal_map, fit_detail
 from .fitting.gaze import eyes, fit_gaze, iris_centre
-from .fitting.metric_scale import estimate_metric_scale, model_size_std
+from .fitting.metric_scale import IRIS_DIAMETER_MM, IRIS_DIAMETER_STD_MM, estimate_metric_scale, model_size_std
 from .fitting.uncertainty import shape_posterior, vertex_uncertainty
 from .geometry.mesh import vertex_normals
 from .io.export import supported_formats
@@ -119,8 +119,10 @@ def write_uncertainty(rec: "Reconstruction", folder: Path, metric_scale: float =
                                    "heat_map_max_mm": round(hi * metric_scale, 4)}}
 
 
-def metric_and_gaze(rec: "Reconstruction") -> dict:
-    """extras entries metric_scale, metric_scale_std, metric and gaze."""
+def metric_and_gaze(rec: "Reconstruction", iris_mm: float = IRIS_DIAMETER_MM,
+                    iris_std_mm: float = IRIS_DIAMETER_STD_MM) -> dict:
+    """extras entries metric_scale, metric_scale_std, metric and gaze; the iris is `iris_mm` +- `iris_std_mm`
+    across (default: the adult population's; pass a known size with std 0)."""
     model = rec.model
     verts = rec.vertices()
     points = rec.landmarks.points
@@ -140,7 +142,8 @@ def metric_and_gaze(rec: "Reconstruction") -> dict:
         face = model.regions["narrow_face"].cpu().numpy()
         face_depth = float(-rec.state.camera_points(verts[face].mean(0)[None])[0, 2])
         m = estimate_metric_scale(points, depths, float(rec.state.camera.focal[0]), model_size_std(rec.view),
-                                  focal_known=rec.focal_source != "estimated", face_depth_mm=face_depth)
+                                  focal_known=rec.focal_source != "estimated", face_depth_mm=face_depth,
+                                  iris_mm=iris_mm, iris_std_mm=iris_std_mm)
         out["metric_scale"], out["metric_scale_std"] = round(m.scale, 5), round(m.std, 5)
         out["metric"] = {"iris_scale": round(m.iris_scale, 5), "iris_std": round(m.iris_std, 5),
                          "prior_std": round(m.prior_std, 5), "iris_px": [round(float(x), 3) for x in m.iris_px],
