@@ -82,3 +82,14 @@ def test_extras_rewrite_the_meshes_with_the_normal_map_and_in_true_mm(ict_model,
     mesh = rec.mesh.compact()
     assert np.allclose(verts, mesh.vertices * s, atol=1e-3)
     assert np.allclose(glb["positions"].max(0) * 1000, mesh.base_vertices.max(0) * s, atol=1e-2)
+
+
+def test_without_a_metric_scale_only_the_glb_and_mtl_change(ict_model, ict_head, tmp_path):
+    rec = _reconstruction(ict_model, ict_head)
+    rec.save(tmp_path)
+    obj, ply = (tmp_path / "mesh.obj").read_bytes(), (tmp_path / "mesh.ply").read_bytes()
+    paths = write_extras(rec, tmp_path, metric=False)
+    assert "obj" not in paths and (tmp_path / "mesh.obj").read_bytes() == obj
+    assert (tmp_path / "mesh.ply").read_bytes() == ply
+    assert "norm normals.png" in (tmp_path / "mesh.mtl").read_text()
+    assert "metric" not in json.loads((tmp_path / "params.json").read_text())

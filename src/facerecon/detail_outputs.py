@@ -156,8 +156,11 @@ def metric_and_gaze(rec: "Reconstruction", iris_mm: float = IRIS_DIAMETER_MM,
 
 def rewrite_meshes(rec: "Reconstruction", folder: Path, normal_map: np.ndarray | None = None,
                    metric_scale: float = 1.0) -> dict[str, Path]:
-    """mesh.obj (+ .mtl, albedo.png, normals.png), mesh.ply and mesh.glb again, with `normal_map`
-    ((S, S, 3) in the atlas of `rec.texture_uv()`) and every position times `metric_scale`."""
+    """The mesh files again, with `normal_map` ((S, S, 3) in the atlas of `rec.texture_uv()`, already
+    written as normals.png) and every position times `metric_scale`: all of them when the scale
+    changes them, else mesh.glb and mesh.mtl only (mesh.obj and mesh.ply do not change)."""
+    from .io.obj import mtl_text
+
     mesh = rec.mesh
     png = mesh._png
     if metric_scale != 1.0:
@@ -167,7 +170,10 @@ def rewrite_meshes(rec: "Reconstruction", folder: Path, normal_map: np.ndarray |
     if normal_map is not None:
         mesh = replace(mesh, normal_map=normal_map, normal_map_file="normals.png")
     mesh._png = png  # the texture is the same: encoded once
-    paths = {fmt: mesh.export(folder / f"mesh.{fmt}") for fmt in supported_formats()}
+    formats = supported_formats() if metric_scale != 1.0 else ["glb"]
+    paths = {fmt: mesh.export(folder / f"mesh.{fmt}") for fmt in formats}
+    if metric_scale == 1.0 and mesh.texture is not None and (folder / "mesh.mtl").is_file():
+        (folder / "mesh.mtl").write_text(mtl_text(mesh.texture_file, normal_ref=mesh.normal_map_file))
     if (folder / "mesh.mtl").is_file():
         paths["mtl"] = folder / "mesh.mtl"
     return paths
