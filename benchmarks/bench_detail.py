@@ -156,8 +156,32 @@ def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1, 1)))
 
 
+class GivenPoints:
+    """A landmark 'detector' that returns the points it was last given (`use(points)`)."""
+
+    scheme = "mediapipe478"
+
+    def __init__(self) -> None:
+        self.face = None
+
+    def use(self, points: np.ndarray) -> None:
+        from facerecon.landmarks import FaceLandmarks
+
+        self.face = FaceLandmarks(np.r_[points.min(0), points.max(0)], 1.0, points, None, self.scheme)
+
+    def detect(self, image):
+        return [self.face]
+
+    def detect_largest(self, image):
+        return self.face
+
+    def close(self) -> None:
+        pass
+
+
 class CoarseFitter:
-    """The fast (landmark) fit of a synthetic face from its true MediaPipe points + 1 px noise."""
+    """The fast (landmark) fit of a synthetic face from its true MediaPipe points + 1 px noise, and
+    the pipeline's full mode (fast fit, photometric fit with its own albedo and light) from them."""
 
     def __init__(self, model) -> None:
         from facerecon.fitting import LandmarkFitter, correspondence_on
@@ -168,6 +192,17 @@ class CoarseFitter:
         self.weights = np.where(emb.iris.cpu().numpy() | ~emb.valid.cpu().numpy(), 0.0, 1.0)
         self.fitter = LandmarkFitter(self.head, self.corr)
         self.full_corr = load_correspondence(model)
+        self.given, self.reconstructor = GivenPoints(), None
+
+    def full(self, image: np.ndarray, truth, rng):
+        """(vertices, state, light, albedo) of `Reconstructor.reconstruct(mode="full")`, as --detail uses them."""
+        from facerecon.pipeline import Reconstructor
+
+        if self.reconstructor is None:
+            self.reconstructor = Reconstructor(self.model, detector=self.given)
+        self.given.use(self.true_points(truth) + rng.normal(0, 1.0, (478, 2)))
+        rec = self.reconstructor.reconstruct(image, mode="full")[0]
+        return rec.vertices(), rec.state, rec.sh, rec.vertex_colors()
 
     def true_points(self, truth) -> np.ndarray:
         with torch.no_grad():
@@ -194,7 +229,7 @@ class CoarseFitter:
         return verts.double().numpy(), st, sh, albedo
 
 
-def run_detail(model, n_faces: int, size: int, seed: int) -> None:
+def run_detail(model, n_faces: int, size: int, seed: int, settings=("oracle", "fitted", "full")) -> None:
     corr = load_correspondence(model)
     cfg = DetailConfig(size=size)
     coarse = CoarseFitter(model)
@@ -204,11 +239,13 @@ def run_detail(model, n_faces: int, size: int, seed: int) -> None:
         rng = np.random.default_rng([seed, i])
         amp = 0.0 if i == n_faces else rng.uniform(0.2, 1.0)
         img, truth = make_face(model, rng, size, amp)
-        for setting in ("oracle", "fitted"):
+        for setting in settings:
             if setting == "oracle":
                 verts, state, sh, albedo = truth["verts"], truth["state"], truth["state"].appearance.sh[0], truth["albedo"]
-            else:
+            elif setting == "fitted":
                 verts, state, sh, albedo = coarse.fit(truth, rng)
+            else:
+                verts, state, sh, albedo = coarse.full(img, truth, rng)
             with torch.no_grad():
                 fp = model.landmark_points(torch.as_tensor(verts[None], dtype=model.dtype), corr)[0].double().numpy()
             t0 = time.perf_counter()
@@ -246,7 +283,7 @@ def run_detail(model, n_faces: int, size: int, seed: int) -> None:
                   f"planted {e_floor:.2f} deg ({e_fit / e_coarse:.3f}) | per pixel: coarse {p_coarse:.2f} "
                   f"fit {p_fit:.2f} deg ({p_fit / p_coarse:.3f}), coarse shape alone {p_shape:.2f} | corr(D) {corr_d:.3f} rms {det.rms_mm():.3f} mm "
                   f"| {sec:.2f} s, {det.losses['final']['texels_fitted']} texels", flush=True)
-    for setting in ("oracle", "fitted"):
+    for setting in settings:
         r = [x for x in rows if x[1] == setting and x[2] > 0]
         z = [x for x in rows if x[1] == setting and x[2] == 0]
         ratio = np.array([x[4] / x[3] for x in r])
@@ -446,12 +483,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--metric-faces", type=int, default=200)
     ap.add_argument("--detected-faces", type=int, default=20)
+    ap.add_argument("--settings", default="oracle,fitted,full",
+                    help="coarse shapes for the detail fit: the truth, the fast fit, the pipeline's full mode")
     ap.add_argument("--only", choices=("detail", "metric", "metric-detected", "uncertainty"), default=None)
     args = ap.parse_args()
     model = load_model("ict")
     torch.set_num_threads(2)
     if args.only in (None, "detail"):
-        run_detail(model, args.faces, args.size, args.seed)
+        run_detail(model, args.faces, args.size, args.seed, tuple(args.settings.split(",")))
     if args.only in (None, "metric"):
         run_metric(model, args.metric_faces, args.seed)
     if args.only in (None, "metric-detected"):
