@@ -1,26 +1,30 @@
 """Fine detail, metric scale and uncertainty on synthetic faces with known truth (issue 20).
 
 Detail: random ICT faces (identity, pose, SH light, per-vertex albedo) with a planted displacement
-(wrinkle lines, some mirrored, on dense 1-2 mm wide
-bumps; peak 0.2-1 mm) rendered by `render_normal_mapped` at 4x the
-fit's UV size (the renderer's SH shading with the planted surface's normals per pixel), plus sensor
-noise and 8-bit quantisation; one face per set carries no detail. The fit is given the coarse shape
-either exactly ("oracle") or with the errors of a fit ("fitted": shape, pose and camera of the fast
-landmark fit on the true MediaPipe points + 1 px noise; light +-10 % per coefficient; albedo x a
-smooth +-8 % field). Scored over the texels the fit used: the mean angle between the
-planted surface's normals and the coarse normals (the baseline, same run), the detail fit's, and the
-planted map's own at the fit's size (the floor); the map's RMS on the faces without detail.
+(wrinkle lines, some mirrored, on dense 1-2 mm wide bumps; peak 0.2-1 mm) rendered by
+`render_normal_mapped` at 4x the fit's UV size (the renderer's SH shading with the planted
+surface's normals per pixel), plus sensor noise and 8-bit quantisation; one face per set carries no
+detail. The detail fit gets its coarse shape three ways: "oracle" (the truth's shape, light and
+albedo), "fitted" (the fast landmark fit on the true MediaPipe points + 1 px noise; light +-10 %
+per coefficient; albedo x a smooth +-8 % field) and "full" (the pipeline's full mode from the same
+points: its own albedo and light). Scored per texel over the texels the fit used (the planted
+surface's normals against the coarse normals, the detail fit's, and the planted map on the coarse
+shape: what the coarse shape leaves) and per pixel where both surfaces show face skin away from the
+feature edges (the coarse, the detailed, and the coarse against the true coarse surface: the error
+no detail map removes); the map's RMS on the face without detail.
 
-Metric scale: faces of true size s (log-normal with the shape prior's std) and true iris diameter
-11.7 +- 0.5 mm, the iris a projected circle in MediaPipe's layout with 0.7 px noise, the fit at the
-prior's size (eye depths z / s): relative error of `estimate_metric_scale` and how often the truth
-lies within 2 sigma.
+Metric scale: (1) simulated: faces of true size s (log-normal with the shape prior's std) and iris
+11.7 +- 0.5 mm as a projected circle in MediaPipe's layout with 0.7 px noise; (2) detected:
+`evaluation.synthetic` renders through MediaPipe and the fast fit, with the painted iris size
+known, or an iris size from the population (`run_metric_detected`). Relative error of the scale
+and how often the truth lies within 2 sigma.
 
 Uncertainty: the fast fit on ground-truth MediaPipe points (+ 1 px noise) of random faces; how often
-each face-region vertex's true position lies within 2 sigma along its normal (after removing the
-fit's pose is marginalised in the posterior, so the distance is taken in model space).
+each face-region vertex's true position lies within 2 sigma along its normal (model space: the
+fit's pose is marginalised in the posterior), with the fit's assumed landmark noise and with the
+noise scale measured from the fit's residuals.
 
-    PYTHONPATH=src FACERECON_MODEL_DIR=/work/shared/models python benchmarks/bench_detail.py --faces 6
+    PYTHONPATH=src FACERECON_MODEL_DIR=/work/shared/models python benchmarks/bench_detail.py --faces 10
 """
 from __future__ import annotations
 
