@@ -172,7 +172,9 @@ def uv_tangents(vertices: np.ndarray, normals: np.ndarray, uv: np.ndarray, trian
     e1, e2 = p[triangles[:, 1]] - p[triangles[:, 0]], p[triangles[:, 2]] - p[triangles[:, 0]]
     d1, d2 = t[triangles[:, 1]] - t[triangles[:, 0]], t[triangles[:, 2]] - t[triangles[:, 0]]
     det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
-    sign = np.where(det < 0, -1.0, 1.0)[:, None]  # (e dv - e dv) / det, times |det| (area weighting)
+    # dP/du = (e1 dv2 - e2 dv1) / det and dP/dv = (e2 du1 - e1 du2) / det, times |det|: each
+    # triangle weighs by its UV area
+    sign = np.where(det < 0, -1.0, 1.0)[:, None]
     du = (e1 * d2[:, 1:] - e2 * d1[:, 1:]) * sign
     dv = (e2 * d1[:, :1] - e1 * d2[:, :1]) * sign
     tu, tv = np.zeros_like(p), np.zeros_like(p)
