@@ -519,18 +519,18 @@ def atlas_normal_map(model: MorphableModel, vertices: np.ndarray, detail: Detail
         raise UsageError(f"atlas_uv must have the model's UV shape {None if model.uv is None else tuple(model.uv.shape)},"
                          f" got {atlas.shape}")
     maps = uv_maps(model, vertices, detail.displacement.shape[0])
-    bumped = bump_normals(maps.positions.double(), maps.normals.double(),
-                          torch.as_tensor(detail.displacement[None]).double(), maps.inside)
-    tex = torch.cat([bumped, torch.as_tensor(detail.mask[None, :, :, None]).double()], -1)
+    # float32 throughout: an 8-bit normal map needs no more
+    bumped = bump_normals(maps.positions, maps.normals, torch.as_tensor(detail.displacement[None]), maps.inside)
+    tex = torch.cat([bumped, torch.as_tensor(detail.mask[None, :, :, None]).float()], -1)
     v = np.asarray(vertices, dtype=np.float64)
     n = vertex_normals(v, model.triangles.cpu().numpy())
-    uv_t = torch.as_tensor(atlas)
+    uv_t = torch.as_tensor(atlas, dtype=torch.float32)
     with torch.no_grad():
-        surface, inside = render_to_uv(torch.as_tensor(np.concatenate([v, n], 1)[None]), uv_t, model.uv_triangles,
-                                       size, triangles=model.triangles)
-        own_uv, _ = render_to_uv(model.uv.double()[None], uv_t, model.uv_triangles, size)
+        surface, inside = render_to_uv(torch.as_tensor(np.concatenate([v, n], 1)[None], dtype=torch.float32), uv_t,
+                                       model.uv_triangles, size, triangles=model.triangles)
+        own_uv, _ = render_to_uv(model.uv.float()[None], uv_t, model.uv_triangles, size)
         looked = sample_texture(tex, own_uv.reshape(1, -1, 2)).reshape(1, size, size, 4)
     normals = F.normalize(surface[..., 3:], dim=-1, eps=1e-12)
     use = inside & (looked[..., 3] > 0.999)
     detailed = torch.where(use[..., None], F.normalize(looked[..., :3], dim=-1, eps=1e-12), normals)
-    return tangent_space_encode(surface[..., :3], normals, detailed, inside)[0].float().numpy()
+    return tangent_space_encode(surface[..., :3], normals, detailed, inside)[0].numpy()
