@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .errors import FaceReconError, FitError
-from .fitting.detail import DetailConfig, DetailMap, atlas_normal_map, fit_detail
+from .fitting.detail import DetailConfig, atlas_normal_map, fit_detail
 from .fitting.gaze import eyes, fit_gaze, iris_centre
 from .fitting.metric_scale import IRIS_DIAMETER_MM, IRIS_DIAMETER_STD_MM, estimate_metric_scale, model_size_std
 from .fitting.uncertainty import shape_posterior, vertex_uncertainty
@@ -60,14 +60,14 @@ NORMAL_MAP_SIZE = 512  # texels per side of normals.png (the atlas; the face get
 
 
 def write_detail(rec: "Reconstruction", folder: Path,
-                 config: DetailConfig | None = None) -> tuple[dict, dict, DetailMap | None, np.ndarray | None]:
-    """displacement.png and normals.png; (paths, extras entries, the map, the atlas normal map).
+                 config: DetailConfig | None = None) -> tuple[dict, dict, np.ndarray | None]:
+    """displacement.png and normals.png; (paths, extras entries, the normal map in the mesh's atlas).
     Needs a full-mode fit (light, albedo)."""
     cfg = config or DetailConfig()
     model = rec.model
     verts = rec.vertices()
     if rec.sh is None:
-        return {}, {"detail": {"unavailable": "fine detail needs the full mode's SH light (--mode full)"}}, None, None
+        return {}, {"detail": {"unavailable": "fine detail needs the full mode's SH light (--mode full)"}}, None
     with torch.no_grad():
         feats = model.landmark_points(torch.as_tensor(verts[None], dtype=model.dtype),
                                       load_correspondence(model))[0].double().numpy()
@@ -88,7 +88,7 @@ def write_detail(rec: "Reconstruction", folder: Path,
         save_image(paths["normals"], nmap)
         info["normal_map"] = {"file": "normals.png", "uv": "the mesh files' atlas (mesh.obj vt, mesh.glb TEXCOORD_0)",
                               "convention": "tangent space, +y up the image (OpenGL / glTF)"}
-    return paths, {"displacement": entry, "detail": info}, det, nmap
+    return paths, {"displacement": entry, "detail": info}, nmap
 
 
 def write_uncertainty(rec: "Reconstruction", folder: Path, metric_scale: float = 1.0) -> tuple[dict, dict]:
@@ -169,7 +169,7 @@ def rewrite_meshes(rec: "Reconstruction", folder: Path, normal_map: np.ndarray |
                        base_vertices=None if mesh.base_vertices is None else mesh.base_vertices * metric_scale)
     if normal_map is not None:
         mesh = replace(mesh, normal_map=normal_map, normal_map_file="normals.png")
-    mesh._png = png  # the texture is the same: encoded once
+    mesh._png = png  # the texture is the same: encoded once (as Mesh.compact keeps it)
     formats = supported_formats() if metric_scale != 1.0 else ["glb"]
     paths = {fmt: mesh.export(folder / f"mesh.{fmt}") for fmt in formats}
     if metric_scale == 1.0 and mesh.texture is not None and (folder / "mesh.mtl").is_file():
@@ -212,7 +212,7 @@ def write_extras(rec: "Reconstruction", folder: str | Path, detail: bool = True,
     nmap = None
     if detail:
         try:
-            p, e, _, nmap = write_detail(rec, folder, detail_config)
+            p, e, nmap = write_detail(rec, folder, detail_config)
         except FaceReconError as err:
             p, e = {}, {"detail": _unavailable(err)}
         paths.update(p)
