@@ -99,3 +99,27 @@ def test_atlas_normal_map_in_the_models_own_layout_matches_the_direct_one(ict_mo
     assert np.abs(flat[maps.inside[0].numpy()] - [0.5, 0.5, 1.0]).max() < 1e-3
     with pytest.raises(UsageError):
         atlas_normal_map(ict_model, verts, det, np.zeros((3, 2)), s)
+
+
+def test_atlas_normal_map_leaves_other_materials_flat(ict_model):
+    # ICT gives every material its own UV tile: the eyes' overlap the face's in the model's layout
+    from facerecon.fitting.detail import DetailMap, atlas_normal_map
+    from facerecon.render import render_to_uv
+    from facerecon.texturing import FaceTexturer
+
+    s = 64
+    verts = ict_model.mean.double().numpy()
+    maps = uv_maps(ict_model, verts, s, "narrow_face")
+    region = maps.region[0].numpy()
+    i, j = np.mgrid[0:s, 0:s]
+    det = DetailMap(np.where(region, 0.8 * np.sin(j / 1.5) * np.cos(i / 2.0), 0.0).astype(np.float32), region,
+                    region, 1.0, maps.texel_mm())
+    atlas = FaceTexturer.for_model(ict_model, 256).uv
+    out = atlas_normal_map(ict_model, verts, det, atlas, 128)
+    eye = np.zeros((ict_model.num_vertices, 1), dtype=np.float32)
+    eye[ict_model.regions["eyeball_left"].numpy()] = 1.0
+    flag, inside = render_to_uv(torch.as_tensor(eye[None]), torch.as_tensor(atlas).float(), ict_model.uv_triangles,
+                                128, triangles=ict_model.triangles)
+    eyes = inside[0].numpy() & (flag[0, ..., 0].numpy() > 0.999)
+    assert eyes.sum() > 20 and np.abs(out[eyes] - [0.5, 0.5, 1.0]).max() < 1e-3
+    assert np.abs(out - [0.5, 0.5, 1.0]).max() > 0.05

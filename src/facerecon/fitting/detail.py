@@ -498,14 +498,15 @@ def detailed_normals(model: MorphableModel, vertices: np.ndarray, detail: Detail
 
 
 def atlas_normal_map(model: MorphableModel, vertices: np.ndarray, detail: DetailMap, atlas_uv: np.ndarray,
-                     size: int = 512) -> np.ndarray:
+                     size: int = 512, region: str = DetailConfig.region) -> np.ndarray:
     """(size, size, 3) tangent-space normal map of the detailed surface in another UV layout of the
     model's triangles, flat (0.5, 0.5, 1) where there is no detail.
 
     The bump normals are taken in the model's own layout, where D lives, sampled at each atlas
     texel's point of that layout, and encoded in the atlas texel's own tangent frame
     (`render.normal_map.tangent_space_encode`), so islands the atlas moves, scales or mirrors keep
-    the right relief.
+    the right relief. Only the triangles of the detail `region` look the map up: other materials'
+    own UV tiles overlap the face's in the model's layout.
 
     Args:
         model: the model `vertices` (V, 3) (mm) and `detail` belong to.
@@ -524,13 +525,15 @@ def atlas_normal_map(model: MorphableModel, vertices: np.ndarray, detail: Detail
     tex = torch.cat([bumped, torch.as_tensor(detail.mask[None, :, :, None]).float()], -1)
     v = np.asarray(vertices, dtype=np.float64)
     n = vertex_normals(v, model.triangles.cpu().numpy())
+    flag = np.zeros((len(v), 1))
+    flag[region_vertices(model, region)] = 1.0
     uv_t = torch.as_tensor(atlas, dtype=torch.float32)
     with torch.no_grad():
-        surface, inside = render_to_uv(torch.as_tensor(np.concatenate([v, n], 1)[None], dtype=torch.float32), uv_t,
-                                       model.uv_triangles, size, triangles=model.triangles)
+        surface, inside = render_to_uv(torch.as_tensor(np.concatenate([v, n, flag], 1)[None], dtype=torch.float32),
+                                       uv_t, model.uv_triangles, size, triangles=model.triangles)
         own_uv, _ = render_to_uv(model.uv.float()[None], uv_t, model.uv_triangles, size)
         looked = sample_texture(tex, own_uv.reshape(1, -1, 2)).reshape(1, size, size, 4)
-    normals = F.normalize(surface[..., 3:], dim=-1, eps=1e-12)
-    use = inside & (looked[..., 3] > 0.999)
+    normals = F.normalize(surface[..., 3:6], dim=-1, eps=1e-12)
+    use = inside & (looked[..., 3] > 0.999) & (surface[..., 6] > 0.999)
     detailed = torch.where(use[..., None], F.normalize(looked[..., :3], dim=-1, eps=1e-12), normals)
     return tangent_space_encode(surface[..., :3], normals, detailed, inside)[0].numpy()
