@@ -1,26 +1,30 @@
 """Fine detail, metric scale and uncertainty on synthetic faces with known truth (issue 20).
 
 Detail: random ICT faces (identity, pose, SH light, per-vertex albedo) with a planted displacement
-(wrinkle lines, some mirrored, on dense 1-2 mm wide
-bumps; peak 0.2-1 mm) rendered by `render_normal_mapped` at 4x the
-fit's UV size (the renderer's SH shading with the planted surface's normals per pixel), plus sensor
-noise and 8-bit quantisation; one face per set carries no detail. The fit is given the coarse shape
-either exactly ("oracle") or with the errors of a fit ("fitted": shape, pose and camera of the fast
-landmark fit on the true MediaPipe points + 1 px noise; light +-10 % per coefficient; albedo x a
-smooth +-8 % field). Scored over the texels the fit used: the mean angle between the
-planted surface's normals and the coarse normals (the baseline, same run), the detail fit's, and the
-planted map's own at the fit's size (the floor); the map's RMS on the faces without detail.
+(wrinkle lines, some mirrored, on dense 1-2 mm wide bumps; peak 0.2-1 mm) rendered by
+`render_normal_mapped` at 4x the fit's UV size (the renderer's SH shading with the planted
+surface's normals per pixel), plus sensor noise and 8-bit quantisation; one face per set carries no
+detail. The detail fit gets its coarse shape three ways: "oracle" (the truth's shape, light and
+albedo), "fitted" (the fast landmark fit on the true MediaPipe points + 1 px noise; light +-10 %
+per coefficient; albedo x a smooth +-8 % field) and "full" (the pipeline's full mode from the same
+points: its own albedo and light). Scored per texel over the texels the fit used (the planted
+surface's normals against the coarse normals, the detail fit's, and the planted map on the coarse
+shape: what the coarse shape leaves) and per pixel where both surfaces show face skin away from the
+feature edges (the coarse, the detailed, and the coarse against the true coarse surface: the error
+no detail map removes); the map's RMS on the face without detail.
 
-Metric scale: faces of true size s (log-normal with the shape prior's std) and true iris diameter
-11.7 +- 0.5 mm, the iris a projected circle in MediaPipe's layout with 0.7 px noise, the fit at the
-prior's size (eye depths z / s): relative error of `estimate_metric_scale` and how often the truth
-lies within 2 sigma.
+Metric scale: (1) simulated: faces of true size s (log-normal with the shape prior's std) and iris
+11.7 +- 0.5 mm as a projected circle in MediaPipe's layout with 0.7 px noise; (2) detected:
+`evaluation.synthetic` renders through MediaPipe and the fast fit, with the painted iris size
+known, or an iris size from the population (`run_metric_detected`). Relative error of the scale
+and how often the truth lies within 2 sigma.
 
 Uncertainty: the fast fit on ground-truth MediaPipe points (+ 1 px noise) of random faces; how often
-each face-region vertex's true position lies within 2 sigma along its normal (after removing the
-fit's pose is marginalised in the posterior, so the distance is taken in model space).
+each face-region vertex's true position lies within 2 sigma along its normal (model space: the
+fit's pose is marginalised in the posterior), with the fit's assumed landmark noise and with the
+noise scale measured from the fit's residuals.
 
-    PYTHONPATH=src FACERECON_MODEL_DIR=/work/shared/models python benchmarks/bench_detail.py --faces 6
+    PYTHONPATH=src FACERECON_MODEL_DIR=/work/shared/models python benchmarks/bench_detail.py --faces 10
 """
 from __future__ import annotations
 
@@ -156,8 +160,32 @@ def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1, 1)))
 
 
+class GivenPoints:
+    """A landmark 'detector' that returns the points it was last given (`use(points)`)."""
+
+    scheme = "mediapipe478"
+
+    def __init__(self) -> None:
+        self.face = None
+
+    def use(self, points: np.ndarray) -> None:
+        from facerecon.landmarks import FaceLandmarks
+
+        self.face = FaceLandmarks(np.r_[points.min(0), points.max(0)], 1.0, points, None, self.scheme)
+
+    def detect(self, image):
+        return [self.face]
+
+    def detect_largest(self, image):
+        return self.face
+
+    def close(self) -> None:
+        pass
+
+
 class CoarseFitter:
-    """The fast (landmark) fit of a synthetic face from its true MediaPipe points + 1 px noise."""
+    """The fast (landmark) fit of a synthetic face from its true MediaPipe points + 1 px noise, and
+    the pipeline's full mode (fast fit, photometric fit with its own albedo and light) from them."""
 
     def __init__(self, model) -> None:
         from facerecon.fitting import LandmarkFitter, correspondence_on
@@ -168,6 +196,17 @@ class CoarseFitter:
         self.weights = np.where(emb.iris.cpu().numpy() | ~emb.valid.cpu().numpy(), 0.0, 1.0)
         self.fitter = LandmarkFitter(self.head, self.corr)
         self.full_corr = load_correspondence(model)
+        self.given, self.reconstructor = GivenPoints(), None
+
+    def full(self, image: np.ndarray, truth, rng):
+        """(vertices, state, light, albedo) of `Reconstructor.reconstruct(mode="full")`, as --detail uses them."""
+        from facerecon.pipeline import Reconstructor
+
+        if self.reconstructor is None:
+            self.reconstructor = Reconstructor(self.model, detector=self.given)
+        self.given.use(self.true_points(truth) + rng.normal(0, 1.0, (478, 2)))
+        rec = self.reconstructor.reconstruct(image, mode="full")[0]
+        return rec.vertices(), rec.state, rec.sh, rec.vertex_colors()
 
     def true_points(self, truth) -> np.ndarray:
         with torch.no_grad():
@@ -194,7 +233,7 @@ class CoarseFitter:
         return verts.double().numpy(), st, sh, albedo
 
 
-def run_detail(model, n_faces: int, size: int, seed: int) -> None:
+def run_detail(model, n_faces: int, size: int, seed: int, settings=("oracle", "fitted", "full")) -> None:
     corr = load_correspondence(model)
     cfg = DetailConfig(size=size)
     coarse = CoarseFitter(model)
@@ -204,11 +243,13 @@ def run_detail(model, n_faces: int, size: int, seed: int) -> None:
         rng = np.random.default_rng([seed, i])
         amp = 0.0 if i == n_faces else rng.uniform(0.2, 1.0)
         img, truth = make_face(model, rng, size, amp)
-        for setting in ("oracle", "fitted"):
+        for setting in settings:
             if setting == "oracle":
                 verts, state, sh, albedo = truth["verts"], truth["state"], truth["state"].appearance.sh[0], truth["albedo"]
-            else:
+            elif setting == "fitted":
                 verts, state, sh, albedo = coarse.fit(truth, rng)
+            else:
+                verts, state, sh, albedo = coarse.full(img, truth, rng)
             with torch.no_grad():
                 fp = model.landmark_points(torch.as_tensor(verts[None], dtype=model.dtype), corr)[0].double().numpy()
             t0 = time.perf_counter()
@@ -235,28 +276,36 @@ def run_detail(model, n_faces: int, size: int, seed: int) -> None:
             px = (w_true > 0.999) & (w_c > 0.999)
             p_coarse = angle_deg(n_c[px], n_true[px]).mean()
             p_fit = angle_deg(n_f[px], n_true[px]).mean()
+            # what no detail map can remove: the coarse fit's own error against the true coarse surface
+            tmaps = uv_maps(model, truth["verts"], size)
+            n_tc, _ = normal_image(model, truth["verts"], truth["state"], tmaps.normals.double(), tmaps.inside, keep)
+            p_shape = angle_deg(n_c[px], n_tc[px]).mean()
             dt, df = truth["displacement"][m], det.displacement[m]
             corr_d = float(np.corrcoef(dt, df)[0, 1]) if amp > 0 else float("nan")
-            rows.append((i, setting, amp, e_coarse, e_fit, e_floor, corr_d, det.rms_mm(), sec, p_coarse, p_fit))
+            rows.append((i, setting, amp, e_coarse, e_fit, e_floor, corr_d, det.rms_mm(), sec, p_coarse, p_fit, p_shape))
             print(f"face {i} {setting:6s} amp {amp:.2f} mm | per texel: coarse {e_coarse:.2f} fit {e_fit:.2f} "
                   f"planted {e_floor:.2f} deg ({e_fit / e_coarse:.3f}) | per pixel: coarse {p_coarse:.2f} "
-                  f"fit {p_fit:.2f} deg ({p_fit / p_coarse:.3f}) | corr(D) {corr_d:.3f} rms {det.rms_mm():.3f} mm "
+                  f"fit {p_fit:.2f} deg ({p_fit / p_coarse:.3f}), coarse shape alone {p_shape:.2f} | corr(D) {corr_d:.3f} rms {det.rms_mm():.3f} mm "
                   f"| {sec:.2f} s, {det.losses['final']['texels_fitted']} texels", flush=True)
-    for setting in ("oracle", "fitted"):
+    for setting in settings:
         r = [x for x in rows if x[1] == setting and x[2] > 0]
         z = [x for x in rows if x[1] == setting and x[2] == 0]
         ratio = np.array([x[4] / x[3] for x in r])
         pratio = np.array([x[10] / x[9] for x in r])
+        shape_ratio = np.array([x[11] / x[9] for x in r])
+        texel_floor = np.array([x[5] / x[3] for x in r])
         print(f"[{setting}] detail faces {len(r)}: fit/coarse normal error per texel {ratio.mean():.3f} "
               f"(drop {100 * (1 - ratio.mean()):.1f} %), per pixel {pratio.mean():.3f} "
-              f"(drop {100 * (1 - pratio.mean()):.1f} %), median corr(D) {np.median([x[6] for x in r]):.3f}; "
+              f"(drop {100 * (1 - pratio.mean()):.1f} %); what the coarse shape's own error leaves: per texel "
+              f"{texel_floor.mean():.3f} (planted map on the coarse shape), per pixel {shape_ratio.mean():.3f}; "
+              f"median corr(D) {np.median([x[6] for x in r]):.3f}; "
               f"no-detail map rms {max(x[7] for x in z):.3f} mm; fit time median {np.median([x[8] for x in r + z]):.2f} s")
 
 
 def run_metric(model, n_faces: int, seed: int) -> None:
     """Scale error and 2-sigma coverage of `estimate_metric_scale` on simulated iris points."""
     from facerecon.fitting.gaze import eyes
-    from facerecon.fitting.metric_scale import IRIS_POINTS, estimate_metric_scale, model_size_std
+    from facerecon.fitting.metric_scale import IRIS_POINTS, estimate_metric_scale, iris_diameters_px, model_size_std
 
     head = model.view("head")
     prior = model_size_std(head)
@@ -293,8 +342,10 @@ def run_metric(model, n_faces: int, seed: int) -> None:
         for known in (True, False):
             focal_fit = focal if known else focal * float(np.exp(rng.normal(0, 0.15)))
             dz = np.array(depths) * focal_fit / focal
+            # the simulated detector: 0.7 px per contour point, i.e. this relative error on the mean diameter
+            noise = float(np.sqrt(np.mean((0.7 / iris_diameters_px(points)) ** 2) / 2))
             m = estimate_metric_scale(points, dz, focal_fit, prior, focal_known=known,
-                                      face_depth_mm=float(np.mean(dz)) + 15.0)
+                                      face_depth_mm=float(np.mean(dz)) + 15.0, detector_log_std=noise)
             rows.append((known, m.scale / s_true - 1, abs(np.log(m.scale / s_true)) <= 2 * m.std / m.scale))
     for known in (True, False):
         r = [x for x in rows if x[0] == known]
@@ -304,6 +355,80 @@ def run_metric(model, n_faces: int, seed: int) -> None:
               f"{100 * err.max():.2f} %; truth within 2 sigma {100 * np.mean([x[2] for x in r]):.0f} %", flush=True)
 
 
+def iris_diameter_mm(model, vertices: np.ndarray) -> float:
+    """The painted iris's diameter on a synthetic face (evaluation.synthetic colours the iris-group
+    vertices within CORNEA_RADIUS_MM + 0.5 of the eye's axis at rest): the largest distance between
+    two of those vertices (the disc's rim; unchanged when the eye turns), averaged over both eyes,
+    in `vertices`' mm."""
+    from scipy.spatial.distance import pdist
+
+    from facerecon.evaluation.synthetic import eye_parts
+
+    tris = model.triangles.cpu().numpy()
+    mean = model.mean.detach().cpu().double().numpy()
+    out = []
+    for side in ("Left", "Right"):
+        sclera = np.unique(tris[model.triangle_groups[f"M_Sclera{side}"].cpu().numpy()])
+        iris = np.unique(tris[model.triangle_groups[f"M_Iris{side}"].cpu().numpy()])
+        out.append(float(pdist(vertices[eye_parts(mean, sclera, iris)["iris"]]).max()))
+    return float(np.mean(out))
+
+
+def run_metric_detected(model, n_faces: int, seed: int) -> None:
+    """Scale error and 2-sigma coverage with MediaPipe's iris points on rendered synthetic faces.
+
+    The faces of `evaluation.synthetic` (512 px, yaw within +-45 deg, seed + 500) are drawn at the
+    model's size. "known iris": the estimator is told each face's painted iris diameter
+    (`iris_diameter_mm`, no population spread); the true scale of the fast fit's mesh is the true
+    face's size over the fitted one's (RMS radii of the narrow face region). "population": scaling
+    a scene about the camera leaves its image unchanged, so each face is given a true iris
+    diameter drawn from 11.7 +- 0.5 mm by declaring its world k = iris / (painted iris) times
+    larger, and the estimator assumes 11.7 +- 0.5 mm; the true scale is k times the above."""
+    from facerecon.detail_outputs import metric_and_gaze
+    from facerecon.evaluation.synthetic import generate_synthetic_set
+    from facerecon.pipeline import Reconstructor
+
+    faces = generate_synthetic_set(model, n_faces, seed + 500, image_size=512, yaw_range=(-45, 45))
+    region = model.regions["narrow_face"].cpu().numpy()
+
+    def size(v):
+        c = v[region] - v[region].mean(0)
+        return float(np.sqrt((c ** 2).sum(1).mean()))
+
+    rows = {"known iris": [], "population": []}
+    missed = 0
+    with Reconstructor(model) as rc:
+        for i, face in enumerate(faces):
+            rng = np.random.default_rng([seed, 3000 + i])
+            found = rc.reconstruct(face.image, mode="fast")
+            if not found:
+                missed += 1
+                continue
+            rec = found[0]
+            gt = face.gt_vertices.astype(np.float64)
+            painted = iris_diameter_mm(model, gt)
+            ratio = size(gt) / size(rec.vertices())
+            k = rng.normal(11.7, 0.5) / painted
+            line = []
+            for name, iris, spread, s_true in (("known iris", painted, 0.0, ratio),
+                                               ("population", 11.7, 0.5, k * ratio)):
+                m = metric_and_gaze(rec, iris_mm=iris, iris_std_mm=spread)
+                if m["metric_scale"] is None:
+                    continue
+                scale, std = m["metric_scale"], m["metric_scale_std"]
+                rows[name].append((scale / s_true - 1, abs(np.log(scale / s_true)) <= 2 * std / scale, std / scale))
+                line.append(f"{name}: true {s_true:.3f}, estimated {scale:.3f} +- {std:.3f} "
+                            f"({100 * rows[name][-1][0]:+.1f} %)")
+            print(f"face {i} yaw {face.yaw_deg:+.0f} | " + " | ".join(line), flush=True)
+    for name, r in rows.items():
+        err = np.abs([x[0] for x in r])
+        print(f"[metric, MediaPipe iris points on rendered faces, {name}] {len(r)} faces ({missed} not found): "
+              f"|scale error| median {100 * np.median(err):.2f} %, p90 {100 * np.percentile(err, 90):.2f} %, max "
+              f"{100 * err.max():.2f} %; signed mean {100 * np.mean([x[0] for x in r]):+.2f} %; truth within 2 sigma "
+              f"{100 * np.mean([x[1] for x in r]):.0f} %; reported relative std median "
+              f"{100 * np.median([x[2] for x in r]):.2f} %", flush=True)
+
+
 def run_uncertainty(model, n_faces: int, seed: int) -> None:
     """How often a face vertex's true position lies within 2 sigma (along its normal) of the fast fit's."""
     from facerecon.fitting.uncertainty import shape_posterior, vertex_uncertainty
@@ -311,7 +436,7 @@ def run_uncertainty(model, n_faces: int, seed: int) -> None:
 
     coarse = CoarseFitter(model)
     face = model.regions["narrow_face"].cpu().numpy()
-    cover, ratio, secs = [], [], []
+    cover, ratio, secs = ({False: [], True: []} for _ in range(3))
     for i in range(n_faces):
         rng = np.random.default_rng([seed, 2000 + i])
         alpha = rng.normal(0, 1, model.num_identity)
@@ -328,24 +453,31 @@ def run_uncertainty(model, n_faces: int, seed: int) -> None:
         pts = coarse.true_points(truth) + rng.normal(0, 1.0, (478, 2))
         res = coarse.fitter.fit(pts, (512, 512), coarse.weights)
         st = res.state.to_numpy()
-        t0 = time.perf_counter()
-        post = shape_posterior(coarse.head, [res.correspondence], pts[None], coarse.weights, res.state)
         with torch.no_grad():
             fitted = model.vertices(torch.as_tensor(st.params.identity, dtype=model.dtype),
                                     torch.as_tensor(st.params.expression, dtype=model.dtype))[0].double().numpy()
         n = vertex_normals(fitted, model.triangles.cpu().numpy())
-        unc = vertex_uncertainty(post, model, normals=n)
-        secs.append(time.perf_counter() - t0)
         err = np.abs(((verts - fitted) * n).sum(1))[face]  # model space: the fit's pose is marginalised
-        std = unc.normal_std[face]
-        cover.append(float(np.mean(err <= 2 * std)))
-        ratio.append(float(np.sqrt(np.mean(err ** 2)) / np.sqrt(np.mean(std ** 2))))
-        print(f"face {i} yaw {yaw:+.0f}: along-normal error rms {np.sqrt(np.mean(err ** 2)):.2f} mm, predicted std "
-              f"rms {np.sqrt(np.mean(std ** 2)):.2f} mm, within 2 sigma {100 * cover[-1]:.0f} %  ({secs[-1]:.2f} s)",
-              flush=True)
-    print(f"[uncertainty] {n_faces} faces: truth within 2 sigma on {100 * np.mean(cover):.0f} % of face vertices "
-          f"(faces {100 * min(cover):.0f}-{100 * max(cover):.0f} %), error/std rms ratio median "
-          f"{np.median(ratio):.2f}; posterior + vertex std median {np.median(secs):.2f} s", flush=True)
+        line = []
+        for estimate in (False, True):
+            t0 = time.perf_counter()
+            post = shape_posterior(coarse.head, [res.correspondence], pts[None], coarse.weights, res.state,
+                                   estimate_noise=estimate)
+            unc = vertex_uncertainty(post, model, normals=n)
+            secs[estimate].append(time.perf_counter() - t0)
+            std = unc.normal_std[face]
+            cover[estimate].append(float(np.mean(err <= 2 * std)))
+            ratio[estimate].append(float(np.sqrt(np.mean(err ** 2)) / np.sqrt(np.mean(std ** 2))))
+            line.append(f"{'residual' if estimate else 'assumed'} noise (s {post.noise_scale:.2f}): std rms "
+                        f"{np.sqrt(np.mean(std ** 2)):.2f} mm, within 2 sigma {100 * cover[estimate][-1]:.0f} %")
+        print(f"face {i} yaw {yaw:+.0f}: along-normal error rms {np.sqrt(np.mean(err ** 2)):.2f} mm | "
+              + " | ".join(line), flush=True)
+    for estimate in (False, True):
+        c, r = cover[estimate], ratio[estimate]
+        print(f"[uncertainty, {'noise from the residuals' if estimate else 'the assumed noise'}] {n_faces} "
+              f"faces: truth within 2 sigma on {100 * np.mean(c):.1f} % of face vertices (faces {100 * min(c):.0f}-"
+              f"{100 * max(c):.0f} %), error/std rms ratio median {np.median(r):.2f}; posterior + vertex std median "
+              f"{np.median(secs[estimate]):.2f} s", flush=True)
 
 
 def main() -> None:
@@ -354,14 +486,19 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--metric-faces", type=int, default=200)
-    ap.add_argument("--only", choices=("detail", "metric", "uncertainty"), default=None)
+    ap.add_argument("--detected-faces", type=int, default=20)
+    ap.add_argument("--settings", default="oracle,fitted,full",
+                    help="coarse shapes for the detail fit: the truth, the fast fit, the pipeline's full mode")
+    ap.add_argument("--only", choices=("detail", "metric", "metric-detected", "uncertainty"), default=None)
     args = ap.parse_args()
     model = load_model("ict")
     torch.set_num_threads(2)
     if args.only in (None, "detail"):
-        run_detail(model, args.faces, args.size, args.seed)
+        run_detail(model, args.faces, args.size, args.seed, tuple(args.settings.split(",")))
     if args.only in (None, "metric"):
         run_metric(model, args.metric_faces, args.seed)
+    if args.only in (None, "metric-detected"):
+        run_metric_detected(model, args.detected_faces, args.seed)
     if args.only in (None, "uncertainty"):
         run_uncertainty(model, args.faces, args.seed)
 

@@ -59,3 +59,37 @@ def test_fast_mode_reports_detail_unavailable(ict_model, ict_head, tmp_path):
     paths = write_extras(rec, tmp_path, metric=False, uncertainty=False)
     extras = json.loads(paths["extras"].read_text())
     assert "unavailable" in extras["detail"] and "displacement" not in paths
+
+
+def test_extras_rewrite_the_meshes_with_the_normal_map_and_in_true_mm(ict_model, ict_head, tmp_path):
+    from facerecon.io import read_glb
+
+    from .browser.ecosystem import assert_khronos_valid
+
+    rec = _reconstruction(ict_model, ict_head)
+    rec.save(tmp_path)
+    paths = write_extras(rec, tmp_path)
+    params = json.loads((tmp_path / "params.json").read_text())
+    s = params["metric"]["metric_scale"]
+    assert params["metric"]["meshes_in_true_mm"] and s == json.loads(paths["extras"].read_text())["metric_scale"]
+    assert params["displacement"]["file"] == "displacement.png"
+    glb = read_glb(tmp_path / "mesh.glb")
+    assert "normalTexture" in glb["gltf"]["materials"][0]
+    assert_khronos_valid(tmp_path / "mesh.glb")
+    mtl = (tmp_path / "mesh.mtl").read_text()
+    assert "norm normals.png" in mtl and (tmp_path / "normals.png").is_file()
+    verts, _, _ = read_ply(tmp_path / "mesh.ply")
+    mesh = rec.mesh.compact()
+    assert np.allclose(verts, mesh.vertices * s, atol=1e-3)
+    assert np.allclose(glb["positions"].max(0) * 1000, mesh.base_vertices.max(0) * s, atol=1e-2)
+
+
+def test_without_a_metric_scale_only_the_glb_and_mtl_change(ict_model, ict_head, tmp_path):
+    rec = _reconstruction(ict_model, ict_head)
+    rec.save(tmp_path)
+    obj, ply = (tmp_path / "mesh.obj").read_bytes(), (tmp_path / "mesh.ply").read_bytes()
+    paths = write_extras(rec, tmp_path, metric=False)
+    assert "obj" not in paths and (tmp_path / "mesh.obj").read_bytes() == obj
+    assert (tmp_path / "mesh.ply").read_bytes() == ply
+    assert "norm normals.png" in (tmp_path / "mesh.mtl").read_text()
+    assert "metric" not in json.loads((tmp_path / "params.json").read_text())

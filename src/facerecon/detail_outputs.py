@@ -3,16 +3,23 @@ metric scale and gaze, written beside what `Reconstruction.save` writes.
 
     paths = write_extras(rec, "out/", detail=True, metric=True)
 
-Files: displacement.png (16-bit, mm = offset + scale * value, the scale in extras.json's
-`displacement`), normals.png (tangent-space normal map of the detailed surface, 8-bit, OpenGL
-convention: +y up the texture), uncertainty.ply (the mesh with a per-vertex `std` property, mm, and
-heat colours), uncertainty.png (that heat map drawn over the photo), extras.json (`displacement`,
-`detail`, `uncertainty`, `metric_scale`, `metric_scale_std`, `gaze`; what could not be computed is
-an {"unavailable": why} entry, never a missing key or a traceback).
+Files: displacement.png (16-bit, mm = offset + scale * value, the scale in extras.json's and
+params.json's `displacement`; in the model's own UV layout), normals.png (tangent-space normal map
+of the detailed surface in the mesh files' atlas layout, 8-bit, OpenGL convention: +y up the
+texture), uncertainty.ply (the mesh with a per-vertex `std` property, mm, and heat colours),
+uncertainty.png (that heat map drawn over the photo), extras.json (`displacement`, `detail`,
+`uncertainty`, `metric_scale`, `metric_scale_std`, `gaze`; what could not be computed is an
+{"unavailable": why} entry, never a missing key or a traceback).
+
+The meshes `Reconstruction.save` wrote are written again when the extras change them: with a
+normal map, mesh.glb carries it as its material's `normalTexture` and mesh.mtl names it (`norm`,
+`map_Bump`); with a metric scale, mesh.obj / .ply / .glb and uncertainty.ply are in true mm (every
+position times `metric_scale`) and params.json's `metric` says so.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,16 +27,16 @@ import numpy as np
 import torch
 
 from .errors import FaceReconError, FitError
-from .fitting.detail import DetailConfig, fit_detail, uv_maps
+from .fitting.detail import DetailConfig, atlas_normal_map, fit_detail
 from .fitting.gaze import eyes, fit_gaze, iris_centre
-from .fitting.metric_scale import estimate_metric_scale, model_size_std
+from .fitting.metric_scale import IRIS_DIAMETER_MM, IRIS_DIAMETER_STD_MM, estimate_metric_scale, model_size_std
 from .fitting.uncertainty import shape_posterior, vertex_uncertainty
 from .geometry.mesh import vertex_normals
+from .io.export import supported_formats
 from .io.images import save_image
 from .io.maps import heat_colors, save_ply_scalar, save_png16
 from .landmarks import load_correspondence
 from .render import render_mesh
-from .render.normal_map import tangent_space_normal_map
 
 if TYPE_CHECKING:
     from .reconstruction import Reconstruction
@@ -49,33 +56,44 @@ def _unavailable(err: Exception) -> dict:
     return {"unavailable": str(err)}
 
 
-def write_detail(rec: "Reconstruction", folder: Path, config: DetailConfig | None = None) -> tuple[dict, dict]:
-    """displacement.png and normals.png; (paths, extras entries). Needs a full-mode fit (light, albedo)."""
+NORMAL_MAP_SIZE = 512  # texels per side of normals.png (the atlas; the face gets about 60 % of it)
+
+
+def write_detail(rec: "Reconstruction", folder: Path,
+                 config: DetailConfig | None = None) -> tuple[dict, dict, np.ndarray | None]:
+    """displacement.png and normals.png; (paths, extras entries, the normal map in the mesh's atlas).
+    Needs a full-mode fit (light, albedo)."""
     cfg = config or DetailConfig()
     model = rec.model
     verts = rec.vertices()
     if rec.sh is None:
-        return {}, {"detail": {"unavailable": "fine detail needs the full mode's SH light (--mode full)"}}
+        return {}, {"detail": {"unavailable": "fine detail needs the full mode's SH light (--mode full)"}}, None
     with torch.no_grad():
         feats = model.landmark_points(torch.as_tensor(verts[None], dtype=model.dtype),
                                       load_correspondence(model))[0].double().numpy()
     det = fit_detail(model, verts, rec.state, rec.photo_float, rec.vertex_colors(), sh=rec.sh, config=cfg,
                      triangles=_visible_triangles(model), feature_points=feats)
-    paths = {"displacement": folder / "displacement.png", "normals": folder / "normals.png"}
+    paths = {"displacement": folder / "displacement.png"}
     scale = save_png16(paths["displacement"], det.displacement, -det.max_mm, det.max_mm)
-    maps = uv_maps(model, verts, det.displacement.shape[0])
-    nmap = tangent_space_normal_map(maps.positions.double(), maps.normals.double(),
-                                    torch.as_tensor(det.displacement[None]).double(), maps.inside)
-    save_image(paths["normals"], nmap[0].numpy())
     entry = {"file": "displacement.png", "units": "mm along the coarse normals = offset + scale * value",
-             **scale.to_dict(), "size": int(det.displacement.shape[0]), "uv": "the mesh's UV layout, row 0 at v = 1"}
+             **scale.to_dict(), "size": int(det.displacement.shape[0]),
+             "uv": "the model's own UV layout (not the mesh files' atlas), row 0 at v = 1"}
     info = {"rms_mm": round(det.rms_mm(), 5), "texel_mm": round(det.texel_mm, 4), "seconds": round(det.seconds, 3),
-            "normal_map": "normals.png", "texels_fitted": det.losses["final"]["texels_fitted"]}
-    return paths, {"displacement": entry, "detail": info}
+            "texels_fitted": det.losses["final"]["texels_fitted"]}
+    atlas = rec.texture_uv()
+    nmap = None
+    if atlas is not None:
+        nmap = atlas_normal_map(model, verts, det, atlas, NORMAL_MAP_SIZE)
+        paths["normals"] = folder / "normals.png"
+        save_image(paths["normals"], nmap)
+        info["normal_map"] = {"file": "normals.png", "uv": "the mesh files' atlas (mesh.obj vt, mesh.glb TEXCOORD_0)",
+                              "convention": "tangent space, +y up the image (OpenGL / glTF)"}
+    return paths, {"displacement": entry, "detail": info}, nmap
 
 
-def write_uncertainty(rec: "Reconstruction", folder: Path) -> tuple[dict, dict]:
-    """uncertainty.ply and uncertainty.png from the fast fit's Laplace approximation."""
+def write_uncertainty(rec: "Reconstruction", folder: Path, metric_scale: float = 1.0) -> tuple[dict, dict]:
+    """uncertainty.ply and uncertainty.png from the fast fit's Laplace approximation (the PLY's
+    positions and std times `metric_scale`)."""
     model, view = rec.model, rec.view
     post = shape_posterior(view, [rec.correspondence], rec.landmarks.points[None], rec.landmark_weights, rec.state,
                            focal_fixed=rec.focal_source != "estimated")
@@ -88,7 +106,7 @@ def write_uncertainty(rec: "Reconstruction", folder: Path) -> tuple[dict, dict]:
     hi = float(np.percentile(std[face], 98))
     colors = heat_colors(std, 0.0, hi)
     paths = {"uncertainty_ply": folder / "uncertainty.ply", "uncertainty_png": folder / "uncertainty.png"}
-    save_ply_scalar(paths["uncertainty_ply"], verts, tris, std, "std", colors)
+    save_ply_scalar(paths["uncertainty_ply"], verts * metric_scale, tris, std * metric_scale, "std", colors)
     with torch.no_grad():
         out = render_mesh(torch.as_tensor(verts[None], dtype=torch.float32), torch.as_tensor(tris),
                           rec.state.pinhole(scale=rec.photo_scale), colors=torch.as_tensor(colors, dtype=torch.float32),
@@ -96,12 +114,15 @@ def write_uncertainty(rec: "Reconstruction", folder: Path) -> tuple[dict, dict]:
     save_image(paths["uncertainty_png"], out.image[0].clamp(0, 1).numpy())
     return paths, {"uncertainty": {"file": "uncertainty.ply", "property": "std",
                                    "meaning": "std along the vertex normal, mm (Laplace approximation)",
-                                   "face_mean_mm": round(float(std[face].mean()), 4),
-                                   "face_max_mm": round(float(std[face].max()), 4), "heat_map_max_mm": round(hi, 4)}}
+                                   "face_mean_mm": round(float(std[face].mean() * metric_scale), 4),
+                                   "face_max_mm": round(float(std[face].max() * metric_scale), 4),
+                                   "heat_map_max_mm": round(hi * metric_scale, 4)}}
 
 
-def metric_and_gaze(rec: "Reconstruction") -> dict:
-    """extras entries metric_scale, metric_scale_std, metric and gaze."""
+def metric_and_gaze(rec: "Reconstruction", iris_mm: float = IRIS_DIAMETER_MM,
+                    iris_std_mm: float = IRIS_DIAMETER_STD_MM) -> dict:
+    """extras entries metric_scale, metric_scale_std, metric and gaze; the iris is `iris_mm` +- `iris_std_mm`
+    across (default: the adult population's; pass a known size with std 0)."""
     model = rec.model
     verts = rec.vertices()
     points = rec.landmarks.points
@@ -121,7 +142,8 @@ def metric_and_gaze(rec: "Reconstruction") -> dict:
         face = model.regions["narrow_face"].cpu().numpy()
         face_depth = float(-rec.state.camera_points(verts[face].mean(0)[None])[0, 2])
         m = estimate_metric_scale(points, depths, float(rec.state.camera.focal[0]), model_size_std(rec.view),
-                                  focal_known=rec.focal_source != "estimated", face_depth_mm=face_depth)
+                                  focal_known=rec.focal_source != "estimated", face_depth_mm=face_depth,
+                                  iris_mm=iris_mm, iris_std_mm=iris_std_mm)
         out["metric_scale"], out["metric_scale_std"] = round(m.scale, 5), round(m.std, 5)
         out["metric"] = {"iris_scale": round(m.iris_scale, 5), "iris_std": round(m.iris_std, 5),
                          "prior_std": round(m.prior_std, 5), "iris_px": [round(float(x), 3) for x in m.iris_px],
@@ -132,27 +154,79 @@ def metric_and_gaze(rec: "Reconstruction") -> dict:
     return out
 
 
+def rewrite_meshes(rec: "Reconstruction", folder: Path, normal_map: np.ndarray | None = None,
+                   metric_scale: float = 1.0) -> dict[str, Path]:
+    """The mesh files again, with `normal_map` ((S, S, 3) in the atlas of `rec.texture_uv()`, already
+    written as normals.png) and every position times `metric_scale`: all of them when the scale
+    changes them, else mesh.glb and mesh.mtl only (mesh.obj and mesh.ply do not change)."""
+    from .io.obj import mtl_text
+
+    mesh = rec.mesh
+    png = mesh._png
+    if metric_scale != 1.0:
+        targets = None if mesh.morph_targets is None else {k: v * metric_scale for k, v in mesh.morph_targets.items()}
+        mesh = replace(mesh, vertices=mesh.vertices * metric_scale, morph_targets=targets,
+                       base_vertices=None if mesh.base_vertices is None else mesh.base_vertices * metric_scale)
+    if normal_map is not None:
+        mesh = replace(mesh, normal_map=normal_map, normal_map_file="normals.png")
+    mesh._png = png  # the texture is the same: encoded once (as Mesh.compact keeps it)
+    formats = supported_formats() if metric_scale != 1.0 else ["glb"]
+    paths = {fmt: mesh.export(folder / f"mesh.{fmt}") for fmt in formats}
+    if metric_scale == 1.0 and mesh.texture is not None and (folder / "mesh.mtl").is_file():
+        (folder / "mesh.mtl").write_text(mtl_text(mesh.texture_file, normal_ref=mesh.normal_map_file))
+    if (folder / "mesh.mtl").is_file():
+        paths["mtl"] = folder / "mesh.mtl"
+    return paths
+
+
+def _update_params(folder: Path, extras: dict, scaled: bool) -> None:
+    """params.json (when `Reconstruction.save` wrote one) gains `displacement` and `metric`."""
+    path = folder / "params.json"
+    if not path.is_file():
+        return
+    params = json.loads(path.read_text())
+    if "displacement" in extras:
+        params["displacement"] = extras["displacement"]
+    if "metric_scale" in extras:
+        why = extras.get("metric", {}).get("unavailable", "")
+        params["metric"] = {"metric_scale": extras["metric_scale"], "metric_scale_std": extras["metric_scale_std"],
+                            "meshes_in_true_mm": scaled,
+                            "meaning": "mesh.obj, mesh.ply, mesh.glb and uncertainty.ply are in true mm: the fit's "
+                                       "model-space mm times metric_scale; identity, expression, pose, translation, "
+                                       "camera and landmarks.json stay at the fit's (the model's) scale" if scaled
+                            else f"no metric scale ({why}): the meshes are at the model's scale"}
+    path.write_text(json.dumps(params, indent=1))
+
+
 def write_extras(rec: "Reconstruction", folder: str | Path, detail: bool = True, metric: bool = True,
                  uncertainty: bool = True, detail_config: DetailConfig | None = None) -> dict[str, Path]:
     """Write the extra outputs (module docstring) into `folder`; returns their paths by name ("extras":
-    extras.json, whose `displacement` entry is what params.json needs for displacement.png)."""
+    extras.json), with the meshes' paths when they were written again."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     extras: dict = {}
-    steps = [(detail, lambda: write_detail(rec, folder, detail_config), "detail"),
-             (uncertainty, lambda: write_uncertainty(rec, folder), "uncertainty")]
-    for wanted, step, name in steps:
-        if not wanted:
-            continue
-        try:
-            p, e = step()
-        except FaceReconError as err:
-            p, e = {}, {name: _unavailable(err)}
-        paths.update(p)
-        extras.update(e)
     if metric:
         extras.update(metric_and_gaze(rec))
+    scale = extras.get("metric_scale") or 1.0
+    nmap = None
+    if detail:
+        try:
+            p, e, nmap = write_detail(rec, folder, detail_config)
+        except FaceReconError as err:
+            p, e = {}, {"detail": _unavailable(err)}
+        paths.update(p)
+        extras.update(e)
+    if uncertainty:
+        try:
+            p, e = write_uncertainty(rec, folder, scale)
+        except FaceReconError as err:
+            p, e = {}, {"uncertainty": _unavailable(err)}
+        paths.update(p)
+        extras.update(e)
+    if nmap is not None or scale != 1.0:
+        paths.update(rewrite_meshes(rec, folder, nmap, scale))
+    _update_params(folder, extras, scale != 1.0)
     paths["extras"] = folder / "extras.json"
     paths["extras"].write_text(json.dumps(extras, indent=1))
     return paths

@@ -75,3 +75,51 @@ def test_detail_needs_a_light(ict_model):
 def test_uv_maps_mark_the_region(ict_model):
     maps = uv_maps(ict_model, ict_model.mean.double().numpy(), 64, "narrow_face")
     assert maps.region.sum() > 100 and bool((maps.region <= maps.inside).all())
+
+
+def test_atlas_normal_map_in_the_models_own_layout_matches_the_direct_one(ict_model):
+    from facerecon.fitting.detail import DetailMap, atlas_normal_map
+
+    s = 64
+    verts = ict_model.mean.double().numpy()
+    maps = uv_maps(ict_model, verts, s, "narrow_face")
+    region = maps.region[0].numpy()
+    i, j = np.mgrid[0:s, 0:s]
+    d = np.where(region, 0.5 * np.sin(j / 2.0) * np.cos(i / 3.0), 0.0)
+    det = DetailMap(d.astype(np.float32), region, region, 1.0, maps.texel_mm())
+    atlas = atlas_normal_map(ict_model, verts, det, ict_model.uv.double().numpy(), s)
+    direct = tangent_space_normal_map(maps.positions.double(), maps.normals.double(), torch.as_tensor(d[None]),
+                                      maps.inside)[0].numpy()
+    from scipy.ndimage import binary_erosion
+
+    inner = binary_erosion(region, iterations=2)
+    assert np.abs(atlas[inner] - direct[inner]).max() < 0.02 and np.abs(atlas[inner] - [0.5, 0.5, 1]).max() > 0.03
+    flat = atlas_normal_map(ict_model, verts, DetailMap(np.zeros((s, s), np.float32), region, region, 1.0, 1.0),
+                            ict_model.uv.double().numpy(), s)
+    assert np.abs(flat[maps.inside[0].numpy()] - [0.5, 0.5, 1.0]).max() < 1e-3
+    with pytest.raises(UsageError):
+        atlas_normal_map(ict_model, verts, det, np.zeros((3, 2)), s)
+
+
+def test_atlas_normal_map_leaves_other_materials_flat(ict_model):
+    # ICT gives every material its own UV tile: the eyes' overlap the face's in the model's layout
+    from facerecon.fitting.detail import DetailMap, atlas_normal_map
+    from facerecon.render import render_to_uv
+    from facerecon.texturing import FaceTexturer
+
+    s = 64
+    verts = ict_model.mean.double().numpy()
+    maps = uv_maps(ict_model, verts, s, "narrow_face")
+    region = maps.region[0].numpy()
+    i, j = np.mgrid[0:s, 0:s]
+    det = DetailMap(np.where(region, 0.8 * np.sin(j / 1.5) * np.cos(i / 2.0), 0.0).astype(np.float32), region,
+                    region, 1.0, maps.texel_mm())
+    atlas = FaceTexturer.for_model(ict_model, 256).uv
+    out = atlas_normal_map(ict_model, verts, det, atlas, 128)
+    eye = np.zeros((ict_model.num_vertices, 1), dtype=np.float32)
+    eye[ict_model.regions["eyeball_left"].numpy()] = 1.0
+    flag, inside = render_to_uv(torch.as_tensor(eye[None]), torch.as_tensor(atlas).float(), ict_model.uv_triangles,
+                                128, triangles=ict_model.triangles)
+    eyes = inside[0].numpy() & (flag[0, ..., 0].numpy() > 0.999)
+    assert eyes.sum() > 20 and np.abs(out[eyes] - [0.5, 0.5, 1.0]).max() < 1e-3
+    assert np.abs(out - [0.5, 0.5, 1.0]).max() > 0.05

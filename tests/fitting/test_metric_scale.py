@@ -29,7 +29,7 @@ def test_scale_from_a_known_iris(true_scale):
     f, z = 1000.0, 500.0
     d_px = 11.7 * f / z
     out = estimate_metric_scale(_points((d_px, d_px)), np.array([z, z]) / true_scale, f, prior_std=1.0,
-                                focal_known=True, landmark_noise_px=0.0)
+                                focal_known=True, detector_log_std=0.0)
     assert out.iris_scale == pytest.approx(true_scale, rel=1e-6)
     assert out.scale == pytest.approx(true_scale, rel=0.01)
     assert out.std > 0 and out.std < out.prior_std

@@ -61,3 +61,31 @@ def test_mismatched_inputs_raise(setup):
     states, points = _views(model, corr, [0.0, 20.0])
     with pytest.raises(UsageError):
         shape_posterior(model, [corr], points, w, FaceState.stack(states))
+
+
+def test_noise_from_the_residuals_follows_the_landmark_noise(setup):
+    model, corr, w = setup
+    states, clean = _views(model, corr, [0.0])
+    rng = np.random.default_rng(1)
+    scales, means = [], []
+    for noise_px in (1.0, 4.0):
+        points = clean + rng.normal(0, noise_px, clean.shape)
+        fit = LandmarkFitter(model, corr).fit(points[0], (512, 512), w)
+        post = shape_posterior(model, [fit.correspondence], points, w, fit.state, estimate_noise=True)
+        assumed = shape_posterior(model, [fit.correspondence], points, w, fit.state)
+        assert assumed.noise_scale == 1.0 and post.dof > 100
+        scales.append(post.noise_scale)
+        means.append(vertex_uncertainty(post, model, include_expression=False).mean())
+    # 4x the noise: about 4x the scale (batch means over a grid: a loose bound), and a larger std
+    assert 2.5 < scales[1] / scales[0] < 6.0 and means[1] > means[0]
+
+
+def test_vertex_std_matches_the_basis_covariance(setup):
+    model, corr, w = setup
+    states, points = _views(model, corr, [0.0])
+    post = shape_posterior(model, [corr], points, w, states[0])
+    unc = vertex_uncertainty(post, model, include_expression=False)
+    idx, cov = post.block(0, include_expression=False)
+    b = model.identity_basis.double().numpy()[:post.num_identity, 100]  # (P, 3) of vertex 100
+    expect = np.sqrt(np.trace(b.T @ cov @ b) / 3)
+    assert abs(unc.std[100] - expect) < 1e-3 * expect

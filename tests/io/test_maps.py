@@ -32,3 +32,73 @@ def test_ply_carries_the_scalar(tmp_path):
     np.testing.assert_array_equal(tris, [[0, 1, 2]])
     with pytest.raises(UsageError):
         save_ply_scalar(tmp_path / "u.ply", v, np.array([[0, 1, 5]]), np.zeros(3))
+
+
+def _normal_mapped_quad():
+    from facerecon.io import Mesh
+
+    from .meshes import checker_texture, seamed_quad
+
+    v, f, uv, uvf = seamed_quad()
+    bumpy = np.full((32, 32, 3), 0.5)
+    bumpy[..., 2] = 1.0
+    bumpy[8:24, 8:24, 0] = 0.7  # a tilted patch
+    return Mesh(v, f, uv, uvf, texture=checker_texture(32), normal_map=bumpy, normal_map_file="normals.png")
+
+
+def test_glb_carries_the_normal_map_as_normal_texture(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from facerecon.io import read_glb, validate_glb
+    from facerecon.io.gltf import _image_bytes, _parse_container
+
+    mesh = _normal_mapped_quad()
+    path = mesh.export(tmp_path / "m.glb")  # the Khronos validator checks it too (tests/io/conftest.py)
+    assert validate_glb(path) == []
+    doc, binary = _parse_container(path.read_bytes(), [])
+    mat = doc["materials"][0]
+    base, normal = mat["pbrMetallicRoughness"]["baseColorTexture"]["index"], mat["normalTexture"]["index"]
+    assert base != normal and len(doc["images"]) == 2
+    from facerecon.io.gltf import _accessor_data
+
+    attrs = doc["meshes"][0]["primitives"][0]["attributes"]
+    tangent, nrm = _accessor_data(doc, binary, attrs["TANGENT"]), _accessor_data(doc, binary, attrs["NORMAL"])
+    assert np.allclose(np.linalg.norm(tangent[:, :3], axis=1), 1, atol=1e-5)
+    assert np.abs((tangent[:, :3] * nrm).sum(1)).max() < 1e-5 and set(np.abs(tangent[:, 3])) == {1.0}
+    assert tangent[0, 0] > 0.5  # the quad's +u runs along +x
+    img = np.asarray(Image.open(io.BytesIO(_image_bytes(doc, binary, doc["images"][doc["textures"][normal]["source"]]))))
+    assert img.shape == (32, 32, 3) and img[16, 16, 0] == int(0.7 * 255 + 0.5)
+    assert read_glb(path)["texture_png"] == mesh.texture_png()
+
+
+def test_mtl_names_the_normal_map_and_it_is_written_beside(tmp_path):
+    mesh = _normal_mapped_quad()
+    mesh.export(tmp_path / "m.obj")
+    mtl = (tmp_path / "m.mtl").read_text()
+    assert "norm normals.png" in mtl and "map_Bump normals.png" in mtl and (tmp_path / "normals.png").is_file()
+    mesh.normal_map = None
+    files = mesh.export(file_type="obj")
+    assert b"norm" not in files["mesh.mtl"] and "normals.png" not in files
+
+
+def test_a_normal_map_needs_uvs():
+    from facerecon.io import Mesh
+
+    from .meshes import seamed_quad
+
+    v, f, _, _ = seamed_quad()
+    with pytest.raises(UsageError, match="normal map needs uv"):
+        Mesh(v, f, normal_map=np.full((4, 4, 3), 0.5))
+
+
+def test_uv_tangents_follow_u_and_flip_with_a_mirrored_layout():
+    from facerecon.io.gltf import uv_tangents
+
+    v = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    n = np.tile([0.0, 0, 1], (3, 1))
+    f = np.array([[0, 1, 2]])
+    straight = uv_tangents(v, n, np.array([[0.0, 0], [1, 0], [0, 1]]), f)
+    mirrored = uv_tangents(v, n, np.array([[0.0, 1], [1, 1], [0, 0]]), f)  # v runs down -y
+    assert np.allclose(straight, [[1, 0, 0, 1]] * 3) and np.allclose(mirrored, [[1, 0, 0, -1]] * 3)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..errors import FitError, UsageError
 from ..models import MorphableModel
 from ..render import render_mesh, render_to_uv
-from ..render.normal_map import bump_normals
+from ..render.normal_map import bump_normals, tangent_space_encode
 from ..render.shading import SH_CONSTANTS
 from ..render.texture import sample_texture
 from .detail_losses import smoothness_penalty, symmetry_loss
@@ -495,3 +495,45 @@ def detailed_normals(model: MorphableModel, vertices: np.ndarray, detail: Detail
     n = bump_normals(maps.positions, maps.normals, d, maps.inside)
     uv = torch.as_tensor(vertex_uv(model)[None], dtype=torch.float32)
     return F.normalize(sample_texture(n, uv), dim=-1)[0].double().numpy()
+
+
+def atlas_normal_map(model: MorphableModel, vertices: np.ndarray, detail: DetailMap, atlas_uv: np.ndarray,
+                     size: int = 512, region: str = DetailConfig.region) -> np.ndarray:
+    """(size, size, 3) tangent-space normal map of the detailed surface in another UV layout of the
+    model's triangles, flat (0.5, 0.5, 1) where there is no detail.
+
+    The bump normals are taken in the model's own layout, where D lives, sampled at each atlas
+    texel's point of that layout, and encoded in the atlas texel's own tangent frame
+    (`render.normal_map.tangent_space_encode`), so islands the atlas moves, scales or mirrors keep
+    the right relief. Only the triangles of the detail `region` look the map up: other materials'
+    own UV tiles overlap the face's in the model's layout.
+
+    Args:
+        model: the model `vertices` (V, 3) (mm) and `detail` belong to.
+        atlas_uv: (T, 2) OBJ-convention UVs used with the model's uv_triangles (e.g.
+            `Reconstruction.texture_uv()`, the layout the mesh files carry).
+    """
+    from ..geometry.mesh import vertex_normals
+
+    atlas = np.asarray(atlas_uv, dtype=np.float64)
+    if model.uv is None or atlas.shape != tuple(model.uv.shape):
+        raise UsageError(f"atlas_uv must have the model's UV shape {None if model.uv is None else tuple(model.uv.shape)},"
+                         f" got {atlas.shape}")
+    maps = uv_maps(model, vertices, detail.displacement.shape[0])
+    # float32 throughout: an 8-bit normal map needs no more
+    bumped = bump_normals(maps.positions, maps.normals, torch.as_tensor(detail.displacement[None]), maps.inside)
+    tex = torch.cat([bumped, torch.as_tensor(detail.mask[None, :, :, None]).float()], -1)
+    v = np.asarray(vertices, dtype=np.float64)
+    n = vertex_normals(v, model.triangles.cpu().numpy())
+    flag = np.zeros((len(v), 1))
+    flag[region_vertices(model, region)] = 1.0
+    uv_t = torch.as_tensor(atlas, dtype=torch.float32)
+    with torch.no_grad():
+        surface, inside = render_to_uv(torch.as_tensor(np.concatenate([v, n, flag], 1)[None], dtype=torch.float32),
+                                       uv_t, model.uv_triangles, size, triangles=model.triangles)
+        own_uv, _ = render_to_uv(model.uv.float()[None], uv_t, model.uv_triangles, size)
+        looked = sample_texture(tex, own_uv.reshape(1, -1, 2)).reshape(1, size, size, 4)
+    normals = F.normalize(surface[..., 3:6], dim=-1, eps=1e-12)
+    use = inside & (looked[..., 3] > 0.999) & (surface[..., 6] > 0.999)
+    detailed = torch.where(use[..., None], F.normalize(looked[..., :3], dim=-1, eps=1e-12), normals)
+    return tangent_space_encode(surface[..., :3], normals, detailed, inside)[0].numpy()

@@ -8,6 +8,13 @@ update, translation and log focal length; each image's landmark term couples the
 its own, and the identity prior counts once. So adding views shrinks the identity's covariance, and
 with it every vertex's std. A vertex's covariance is J_v Sigma J_v^T with J_v its rows of the
 identity (and expression) basis: pose and focal length are marginalised, not fixed.
+
+The fit's noise model (`LandmarkNoise.sigma`, the error model's per-point weights) is a guess; the
+landmark residuals at the optimum measure it. With `estimate_noise` the data term's part of A is
+divided by s^2 = chi^2 / (n - p_eff), the residual variance per degree of freedom (chi^2 the
+robust-weighted squared landmark residuals in noise units, n their count, p_eff = tr(A^-1 A_data)
+the parameters the data determine), as in weighted least squares with an unknown noise scale; the
+priors keep their own scales.
 """
 from __future__ import annotations
 
@@ -32,12 +39,16 @@ class ShapePosterior:
         covariance: (k_id + B E, k_id + B E) over [identity, expression of image 0, ..., image B-1]
             (pose and focal marginalised).
         num_identity: k_id. num_expression: E. num_images: B.
+        noise_scale: s, the landmark noise over the fit's assumed noise (1 when not estimated).
+        dof: n - p_eff, the residual degrees of freedom s was estimated from.
     """
 
     covariance: np.ndarray
     num_identity: int
     num_expression: int
     num_images: int
+    noise_scale: float = 1.0
+    dof: float = 0.0
 
     def block(self, image: int, include_expression: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(indices, covariance) of the coefficients image `image`'s shape depends on."""
@@ -48,9 +59,17 @@ class ShapePosterior:
         return idx, self.covariance[np.ix_(idx, idx)]
 
 
+def _one_blas_thread():
+    """Small dense problems: BLAS threads only add synchronisation, and stall badly when the cores
+    are busy (as in `LandmarkFitter.fit`)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def shape_posterior(model: MorphableModel, correspondences: list[VertexCorrespondence], points: np.ndarray,
                     weights: np.ndarray, state: FaceState, config: LandmarkFitConfig | None = None,
-                    focal_fixed: bool = False) -> ShapePosterior:
+                    focal_fixed: bool = False, estimate_noise: bool = False) -> ShapePosterior:
     """The Laplace approximation at a fitted state of B images with a shared identity.
 
     Args:
@@ -59,8 +78,14 @@ def shape_posterior(model: MorphableModel, correspondences: list[VertexCorrespon
         state: the fitted state (B images; identity with 1 row, or B equal rows).
         config: the fit's `LandmarkFitConfig` (its terms, noise and priors).
         focal_fixed: the focal length was given (not a parameter).
+        estimate_noise: scale the landmark noise by the residuals' (module docstring).
     """
-    cfg = config or LandmarkFitConfig()
+    with _one_blas_thread():
+        return _shape_posterior(model, correspondences, points, weights, state, config or LandmarkFitConfig(),
+                                focal_fixed, estimate_noise)
+
+
+def _shape_posterior(model, correspondences, points, weights, state, cfg, focal_fixed, estimate_noise):
     st = state.to_numpy()
     b = st.num_images
     points = np.asarray(points, dtype=np.float64)
@@ -78,7 +103,8 @@ def shape_posterior(model: MorphableModel, correspondences: list[VertexCorrespon
     terms = objective(cfg.terms, "residual")
     local = e + 7
     n = k_id + b * local
-    a_big = np.zeros((n, n))
+    a_data, a_prior = np.zeros((n, n)), np.zeros((n, n))
+    chi2, count, block_sq, blocks = 0.0, 0, 0.0, 0
     names = list(model.expression_names)
     h, wd = st.camera.image_size
     for i in range(b):
@@ -102,23 +128,62 @@ def shape_posterior(model: MorphableModel, correspondences: list[VertexCorrespon
 
         f0 = np.exp(log_f) if focal_fixed else cfg.focal_init * max(h, wd)
         inputs = GaussNewtonInputs(alpha, psi, rot, trans, log_f, float(np.log(f0)), names, cfg, landmarks, {})
-        residuals = []
+        data, prior = [], []
         for term, weight in terms:
             if i > 0 and term.name == "identity_prior":
                 continue  # the shared identity's prior counts once
             res = term.residual(inputs, True)
-            if res is not None:
-                residuals.append((res, weight))
-        a_i, _ = normal_equations(residuals, k_id + local)
-        if focal_fixed:
-            a_i[-1, :] = a_i[:, -1] = 0.0
-            a_i[-1, -1] = 1.0
+            if res is None:
+                continue
+            (data if term.per_landmark else prior).append((res, weight))
+            if term.per_landmark:
+                w_r = weight * (1.0 if res.weights is None else res.weights) * np.ones_like(res.r)
+                chi2 += float((w_r * res.r ** 2).sum())
+                count += int(((np.abs(res.jacobian).sum(1) > 0) & (w_r > 0)).sum())  # rows a landmark used
+                if res.r.size == 2 * len(pts):
+                    sq, nb = _block_sums(pts[used], (res.r * np.sqrt(w_r)).reshape(-1, 2)[used])
+                    block_sq, blocks = block_sq + sq, blocks + nb
         cols = np.r_[0:k_id, k_id + i * local:k_id + (i + 1) * local]
-        a_big[np.ix_(cols, cols)] += a_i
-    cov = np.linalg.pinv(a_big, hermitian=True)
+        for part, big in ((data, a_data), (prior, a_prior)):
+            a_i, _ = normal_equations(part, k_id + local)
+            if focal_fixed:
+                a_i[-1, :] = a_i[:, -1] = 0.0
+                a_i[-1, -1] = 1.0 if big is a_prior else 0.0
+            big[np.ix_(cols, cols)] += a_i
+    scale2, dof = 1.0, 0.0
+    if estimate_noise:
+        p_eff = float(np.trace(np.linalg.solve(a_data + a_prior, a_data)))
+        dof = count - p_eff
+        if dof < 1.0:
+            raise UsageError(f"{count} landmark residuals cannot measure the noise of {p_eff:.0f} parameters")
+        scale2 = (block_sq / blocks if blocks else chi2 / count) * count / dof
+    cov = _inverse(a_data / scale2 + a_prior)
     shape_cols = np.r_[0:k_id, np.concatenate([k_id + i * local + np.arange(e) for i in range(b)])] \
         if b else np.arange(k_id)
-    return ShapePosterior(cov[np.ix_(shape_cols, shape_cols)], k_id, e, b)
+    return ShapePosterior(cov[np.ix_(shape_cols, shape_cols)], k_id, e, b, float(np.sqrt(scale2)), dof)
+
+
+def _block_sums(points: np.ndarray, residuals: np.ndarray) -> tuple[float, int]:
+    """Batch means of (L, 2) residuals at (L, 2) image points: sum over blocks of (block sum)^2 / block
+    size, and the number of (block, coordinate) pairs. The blocks are the cells of a g x g grid over
+    the points (g = L^(1/4), so about sqrt(L) blocks of sqrt(L) points): where neighbouring residuals
+    are independent the mean is the residual variance, where they are correlated it grows by the
+    factor by which their information is less."""
+    g = max(1, int(round(len(points) ** 0.25)))
+    lo, hi = points.min(0), points.max(0)
+    cell = np.minimum(((points - lo) / np.maximum(hi - lo, 1e-9) * g).astype(int), g - 1)
+    ids = cell[:, 0] * g + cell[:, 1]
+    size = np.bincount(ids, minlength=g * g)
+    sums = np.stack([np.bincount(ids, residuals[:, k], minlength=g * g) for k in range(2)], 1)
+    full = size > 0
+    return float((sums[full] ** 2 / size[full, None]).sum()), int(2 * full.sum())
+
+
+def _inverse(a_mat: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric positive semi-definite matrix (pseudo-inverse on its null space)."""
+    w, u = np.linalg.eigh((a_mat + a_mat.T) / 2)
+    keep = w > w.max() * 1e-12
+    return (u[:, keep] / w[keep]) @ u[:, keep].T
 
 
 @dataclass
@@ -142,21 +207,27 @@ def vertex_uncertainty(posterior: ShapePosterior, model: MorphableModel, image: 
                        include_expression: bool = True, normals: np.ndarray | None = None) -> VertexUncertainty:
     """(V,) positional std of every vertex of `model` (the fitted model or the full one it is a view of,
     with the same coefficients) in image `image`; with `normals` (V, 3) also the std along them."""
+    with _one_blas_thread():
+        return _vertex_uncertainty(posterior, model, image, include_expression, normals)
+
+
+def _vertex_uncertainty(posterior, model, image, include_expression, normals) -> VertexUncertainty:
     idx, cov = posterior.block(image, include_expression)
     k = posterior.num_identity
-    parts = [model.identity_basis.detach().cpu().double().numpy()[:k]]
+    parts = [model.identity_basis.detach().cpu()[:k]]
     if include_expression:
-        parts.append(model.expression_basis.detach().cpu().double().numpy())
-    basis = np.concatenate(parts, 0)  # (P, V, 3)
+        parts.append(model.expression_basis.detach().cpu())
+    # float32: a std in mm needs no more, and the (3V, P) x (P, P) product is the cost of this function
+    basis = np.concatenate([x.float().numpy() for x in parts], 0)  # (P, V, 3)
     if basis.shape[0] != len(idx):
         raise UsageError(f"the posterior has {len(idx)} shape coefficients, the model {basis.shape[0]}")
     w, u = np.linalg.eigh((cov + cov.T) / 2)
-    root = u * np.sqrt(np.clip(w, 0.0, None))  # cov = root root^T
+    root = (u * np.sqrt(np.clip(w, 0.0, None))).astype(np.float32)  # cov = root root^T
     v = basis.shape[1]
     proj = (basis.reshape(len(idx), -1).T @ root).reshape(v, 3, -1)  # (V, 3, P)
-    std = np.sqrt((proj ** 2).sum((1, 2)) / 3.0)
+    std = np.sqrt((proj ** 2).sum((1, 2)) / 3.0).astype(np.float64)
     normal_std = None
     if normals is not None:
-        along = np.einsum("vcp,vc->vp", proj, np.asarray(normals, dtype=np.float64))
-        normal_std = np.sqrt((along ** 2).sum(1))
+        along = np.einsum("vcp,vc->vp", proj, np.asarray(normals, dtype=np.float32))
+        normal_std = np.sqrt((along ** 2).sum(1)).astype(np.float64)
     return VertexUncertainty(std, normal_std)

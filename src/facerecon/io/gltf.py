@@ -85,13 +85,16 @@ def export_glb(mesh: Mesh, stem: str) -> dict[str, bytes]:
     base = mesh.vertices if mesh.base_vertices is None else mesh.base_vertices
     normals = mesh.normals if mesh.base_vertices is None else None
     png = None if mesh.texture is None else mesh.texture_png()
+    normal_png = None if mesh.normal_map is None else mesh.normal_map_png()
     return {f"{stem}.glb": glb_bytes(base, mesh.triangles, mesh.uv, mesh.uv_triangles, png, mesh.morph_targets,
-                                     mesh.morph_weights, normals, sparse_targets=True, sparse_threshold_mm=0.01)}
+                                     mesh.morph_weights, normals, sparse_targets=True, sparse_threshold_mm=0.01,
+                                     normal_png_bytes=normal_png)}
 
 
 def glb_bytes(vertices, triangles, uv=None, uv_triangles=None, texture_png_bytes: bytes | None = None,
               morph_targets: dict | None = None, morph_weights=None, normals=None, sparse_targets: bool = False,
-              sparse_threshold_mm: float = SPARSE_THRESHOLD_MM, name: str = "face") -> bytes:
+              sparse_threshold_mm: float = SPARSE_THRESHOLD_MM, name: str = "face",
+              normal_png_bytes: bytes | None = None) -> bytes:
     """One mesh as a self-contained glTF 2.0 binary (.glb), positions in METRES.
 
     Args:
@@ -112,9 +115,14 @@ def glb_bytes(vertices, triangles, uv=None, uv_triangles=None, texture_png_bytes
             when targets are local (ICT head: each expression moves about 60% of the vertices by
             more than 1e-6 mm, 36% by more than 0.01 mm).
         name: the mesh and node name.
+        normal_png_bytes: a PNG of a tangent-space normal map in the same UVs (glTF's convention:
+            +y up the image), embedded as the material's `normalTexture`, with per-vertex TANGENT
+            (`uv_tangents`) so every viewer uses the same frame.
     """
     verts, tris = mesh_arrays(vertices, triangles)
     uvs, uv_tris = uv_arrays(uv, uv_triangles, tris)
+    if normal_png_bytes is not None and (bytes(normal_png_bytes[:8]) != _SIGNATURES["image/png"] or uvs is None):
+        raise UsageError("normal_png_bytes must be a PNG file, and a normal map needs uv and uv_triangles")
     if texture_png_bytes is not None:
         if bytes(texture_png_bytes[:8]) != _SIGNATURES["image/png"]:
             raise UsageError("texture_png_bytes is not a PNG file (encode the texture with Pillow as PNG first)")
@@ -138,9 +146,12 @@ def glb_bytes(vertices, triangles, uv=None, uv_triangles=None, texture_png_bytes
     attributes["NORMAL"] = b.accessor(norms[vertex_map].astype(np.float32), _ARRAY_BUFFER)
     if uvs is not None:
         attributes["TEXCOORD_0"] = b.accessor(st.astype(np.float32), _ARRAY_BUFFER)
+    if normal_png_bytes is not None:
+        attributes["TANGENT"] = b.accessor(uv_tangents(verts[vertex_map], norms[vertex_map], uvs[uv_map], out_tris)
+                                           .astype(np.float32), _ARRAY_BUFFER)
     primitive = {"attributes": attributes, "mode": _TRIANGLES,
                  "indices": b.accessor(out_tris.reshape(-1).astype(np.uint32), _ELEMENT_ARRAY_BUFFER),
-                 "material": b.material(texture_png_bytes)}
+                 "material": b.material(texture_png_bytes, normal_png_bytes)}
     mesh = {"name": name, "primitives": [primitive]}
     if targets:
         primitive["targets"] = [
@@ -151,6 +162,33 @@ def glb_bytes(vertices, triangles, uv=None, uv_triangles=None, texture_png_bytes
     b.gltf["meshes"] = [mesh]
     b.gltf["nodes"] = [{"name": name, "mesh": 0}]
     return b.to_glb()
+
+
+def uv_tangents(vertices: np.ndarray, normals: np.ndarray, uv: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(V, 4) glTF tangents of a mesh whose (V, 2) OBJ-convention UVs are per vertex: xyz along +u
+    (the triangles' area-weighted dP/du, made orthogonal to the unit normal), w = +-1 so that
+    cross(normal, xyz) * w points along +v, up the image (the normal map's +y)."""
+    p, t = np.asarray(vertices, dtype=np.float64), np.asarray(uv, dtype=np.float64)
+    e1, e2 = p[triangles[:, 1]] - p[triangles[:, 0]], p[triangles[:, 2]] - p[triangles[:, 0]]
+    d1, d2 = t[triangles[:, 1]] - t[triangles[:, 0]], t[triangles[:, 2]] - t[triangles[:, 0]]
+    det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
+    # dP/du = (e1 dv2 - e2 dv1) / det and dP/dv = (e2 du1 - e1 du2) / det, times |det|: each
+    # triangle weighs by its UV area
+    sign = np.where(det < 0, -1.0, 1.0)[:, None]
+    du = (e1 * d2[:, 1:] - e2 * d1[:, 1:]) * sign
+    dv = (e2 * d1[:, :1] - e1 * d2[:, :1]) * sign
+    tu, tv = np.zeros_like(p), np.zeros_like(p)
+    for k in range(3):
+        np.add.at(tu, triangles[:, k], du)
+        np.add.at(tv, triangles[:, k], dv)
+    n = np.asarray(normals, dtype=np.float64)
+    tu -= (tu * n).sum(1, keepdims=True) * n
+    length = np.linalg.norm(tu, axis=1, keepdims=True)
+    fallback = np.cross(n, np.where(np.abs(n[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]]))  # no UV extent
+    tu = np.where(length > 1e-12, tu / np.maximum(length, 1e-12), fallback / np.linalg.norm(fallback, axis=1,
+                                                                                           keepdims=True))
+    w = np.where((np.cross(n, tu) * tv).sum(1) < 0, -1.0, 1.0)
+    return np.column_stack([tu, w])
 
 
 def _check_targets(morph_targets, morph_weights, count: int) -> tuple[dict[str, np.ndarray], list[float]]:
@@ -212,14 +250,18 @@ class _GlbBuilder:
                           "values": {"bufferView": self.view(_le_bytes(dense[moved]))}}}
         return self._add_accessor(acc)
 
-    def material(self, png: bytes | None) -> int:
+    def material(self, png: bytes | None, normal_png: bytes | None = None) -> int:
         pbr: dict = {"metallicFactor": 0.0, "roughnessFactor": 1.0}
-        if png is not None:
-            self.gltf["images"] = [{"bufferView": self.view(bytes(png)), "mimeType": "image/png"}]
+        material: dict = {"name": "face", "pbrMetallicRoughness": pbr}
+        for image, key in ((png, "baseColorTexture"), (normal_png, "normalTexture")):
+            if image is None:
+                continue
+            self.gltf.setdefault("images", []).append({"bufferView": self.view(bytes(image)), "mimeType": "image/png"})
             self.gltf["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}]
-            self.gltf["textures"] = [{"source": 0, "sampler": 0}]
-            pbr["baseColorTexture"] = {"index": 0, "texCoord": 0}
-        self.gltf["materials"] = [{"name": "face", "pbrMetallicRoughness": pbr}]
+            self.gltf.setdefault("textures", []).append({"source": len(self.gltf["images"]) - 1, "sampler": 0})
+            (pbr if key == "baseColorTexture" else material)[key] = {"index": len(self.gltf["textures"]) - 1,
+                                                                      "texCoord": 0}
+        self.gltf["materials"] = [material]
         return 0
 
     def _add_accessor(self, acc: dict) -> int:
@@ -670,9 +712,9 @@ def _check_references(gltf: dict, problems: list[str]) -> None:
         if "sampler" in tex:
             exists("samplers", tex["sampler"], f"texture {i}")
     for i, mat in enumerate(gltf.get("materials", [])):
-        base = mat.get("pbrMetallicRoughness", {}).get("baseColorTexture")
-        if base is not None:
-            exists("textures", base.get("index"), f"material {i}")
+        for ref in (mat.get("pbrMetallicRoughness", {}).get("baseColorTexture"), mat.get("normalTexture")):
+            if ref is not None:
+                exists("textures", ref.get("index"), f"material {i}")
     for i, node in enumerate(gltf.get("nodes", [])):
         if "mesh" in node:
             exists("meshes", node["mesh"], f"node {i}")

@@ -36,7 +36,9 @@ class Mesh:
         morph_weights: one weight per morph target (glTF `mesh.weights`), or None for zeros.
         base_vertices: (V, 3) the shape the morph targets are added to (the neutral expression);
             None = `vertices`.
-        normal_map: (H, W, 3) tangent-space normal map in [0, 1], or None (no exporter writes it yet).
+        normal_map: (H, W, 3) tangent-space normal map in [0, 1] in the same UVs (+y up the image),
+            or None: GLB `normalTexture`, OBJ's MTL `norm` / `map_Bump` (needs a texture for an MTL).
+        normal_map_file: the normal map's file name beside an OBJ (default `<stem>_normals.png`).
     """
 
     vertices: np.ndarray
@@ -51,6 +53,7 @@ class Mesh:
     morph_weights: list[float] | None = None
     base_vertices: np.ndarray | None = None
     normal_map: np.ndarray | None = None
+    normal_map_file: str | None = None
     _png: tuple[int, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -75,6 +78,8 @@ class Mesh:
                 setattr(self, name, image)
         if self.texture is not None and self.uv is None:
             raise UsageError("a texture needs uv and uv_triangles")
+        if self.normal_map is not None and self.uv is None:
+            raise UsageError("a normal map needs uv and uv_triangles")
 
     def texture_png(self) -> bytes:
         """The texture as PNG bytes (8-bit, rounded), encoded once per texture array."""
@@ -88,6 +93,16 @@ class Mesh:
             Image.fromarray(rgb).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
             self._png = (id(self.texture), buf.getvalue())
         return self._png[1]
+
+    def normal_map_png(self) -> bytes:
+        """The normal map as 8-bit PNG bytes."""
+        if self.normal_map is None:
+            raise UsageError("this mesh has no normal map")
+        from PIL import Image
+
+        buf = _io.BytesIO()
+        Image.fromarray((np.clip(self.normal_map, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)).save(buf, format="PNG")
+        return buf.getvalue()
 
     def compact(self) -> Mesh:
         """The same mesh without the vertices (and UVs) that no triangle uses; per-vertex arrays and

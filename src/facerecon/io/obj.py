@@ -81,10 +81,17 @@ def obj_text(vertices, triangles, uv=None, uv_triangles=None, normals=None, mtll
     return "".join(blocks)
 
 
-def mtl_text(texture_ref: str, material_name: str = MATERIAL_NAME) -> str:
-    """An MTL with one diffuse-textured material; `texture_ref` is relative to the MTL's folder."""
-    return (f"# facerecon material\nnewmtl {material_name}\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
+def mtl_text(texture_ref: str, material_name: str = MATERIAL_NAME, normal_ref: str | None = None) -> str:
+    """An MTL with one diffuse-textured material; `texture_ref` is relative to the MTL's folder.
+
+    With `normal_ref` (a tangent-space normal map, +y up the image) the material names it twice:
+    `norm` (three.js' MTLLoader, the PBR extension) and `map_Bump` (Blender imports it as a
+    normal map; three.js prefers `norm` where both are given)."""
+    text = (f"# facerecon material\nnewmtl {material_name}\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
             f"map_Kd {texture_ref}\n")
+    if normal_ref is not None:
+        text += f"norm {normal_ref}\nmap_Bump {normal_ref}\n"
+    return text
 
 
 def write_obj(path: str | Path, vertices, triangles, uv=None, uv_triangles=None, normals=None,
@@ -115,7 +122,8 @@ def write_obj(path: str | Path, vertices, triangles, uv=None, uv_triangles=None,
 
 def export_obj(mesh: Mesh, stem: str) -> dict[str, bytes]:
     """Registry exporter: `{stem}.obj`, and with a texture `{stem}.mtl` and the PNG (named by
-    `mesh.texture_file`, default `{stem}_albedo.png`), all meant to lie in one folder.
+    `mesh.texture_file`, default `{stem}_albedo.png`; with a normal map also its PNG, named by
+    `mesh.normal_map_file`, default `{stem}_normals.png`), all meant to lie in one folder.
 
     Positions are `mesh.vertices` (the posed shape; morph targets have no OBJ form), in mm, with
     `vn` normals (the mesh's own, else area-weighted ones).
@@ -125,8 +133,12 @@ def export_obj(mesh: Mesh, stem: str) -> dict[str, bytes]:
         return {f"{stem}.obj": obj_text(mesh.vertices, mesh.triangles, mesh.uv, mesh.uv_triangles, normals).encode()}
     texture_file = mesh.texture_file or f"{stem}_albedo.png"
     obj = obj_text(mesh.vertices, mesh.triangles, mesh.uv, mesh.uv_triangles, normals, f"{stem}.mtl")
-    return {f"{stem}.obj": obj.encode(), f"{stem}.mtl": mtl_text(texture_file).encode(),
-            texture_file: mesh.texture_png()}
+    normal_file = None if mesh.normal_map is None else mesh.normal_map_file or f"{stem}_normals.png"
+    files = {f"{stem}.obj": obj.encode(), f"{stem}.mtl": mtl_text(texture_file, normal_ref=normal_file).encode(),
+             texture_file: mesh.texture_png()}
+    if normal_file is not None:
+        files[normal_file] = mesh.normal_map_png()
+    return files
 
 
 def read_obj_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

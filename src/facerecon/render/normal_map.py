@@ -87,14 +87,26 @@ def bump_normals(positions: Tensor, normals: Tensor, displacement: Tensor, mask:
 
 
 def tangent_space_normal_map(positions: Tensor, normals: Tensor, displacement: Tensor, mask: Tensor) -> Tensor:
-    """(B, S, S, 3) the bump normals in each texel's tangent frame, encoded as (n + 1) / 2 in [0, 1].
+    """(B, S, S, 3) the bump normals of P + D N in each texel's tangent frame, encoded as (n + 1) / 2
+    in [0, 1] (`tangent_space_encode`)."""
+    _check(positions, normals, mask, displacement)
+    return tangent_space_encode(positions, normals, bump_normals(positions, normals, displacement, mask), mask)
+
+
+def tangent_space_encode(positions: Tensor, normals: Tensor, detailed: Tensor, mask: Tensor) -> Tensor:
+    """(B, S, S, 3) unit model-space `detailed` normals in each texel's tangent frame, as (n + 1) / 2.
 
     The frame is T = dP/du made orthogonal to N, B = N x T (so +B points up the texture, +v, as
     glTF and OBJ viewers expect with MikkTSpace-like tangents), N; off the mask the map is flat
     (0.5, 0.5, 1).
+
+    Args:
+        positions, normals: (B, S, S, 3) the coarse surface per texel; detailed: (B, S, S, 3) unit
+            normals to encode; mask: (B, S, S) bool.
     """
-    _check(positions, normals, mask, displacement)
-    detailed = bump_normals(positions, normals, displacement, mask)
+    _check(positions, normals, mask)
+    if detailed.shape != normals.shape:
+        raise UsageError(f"detailed {tuple(detailed.shape)} and normals {tuple(normals.shape)} differ")
     tu, tv = tangents(positions, mask)
     t = tu - (tu * normals).sum(-1, keepdim=True) * normals
     t = torch.nn.functional.normalize(t, dim=-1, eps=1e-12)
