@@ -221,6 +221,8 @@ class _Photo:
     single: FitResult
     image: np.ndarray | None  # kept for full mode only
     timings: dict
+    points: np.ndarray  # (L, 2) the points the fits use: de-biased by the error model when there is one
+    weights: np.ndarray  # (L,) their weights (the pipeline's, times each point's noise weight)
 
 
 class PersonReconstructor:
@@ -313,11 +315,16 @@ class PersonReconstructor:
         if not faces:
             raise NoFaceError(f"no face found in {name}")
         t = time.perf_counter()
-        single = rec.fast_fitter.fit(faces[0].points, (h, w), rec.landmark_weights, rec.config.landmark, focal=focal)
+        points, weights = faces[0].points, rec.landmark_weights.copy()
+        single = rec.fast_fitter.fit(points, (h, w), weights, rec.config.landmark, focal=focal)
+        error_model = rec._error_model()
+        if error_model is not None:  # as the single-photo pipeline: de-biased points, per-point noise weights
+            points, weights = rec._apply_error_model(error_model, faces[0].points, weights, single)
+            single = rec.fast_fitter.fit(points, (h, w), weights, rec.config.landmark, focal=focal, init=single)
         timings["fast_fit_s"] = time.perf_counter() - t
         digest = hashlib.sha1(np.ascontiguousarray((image * 255 + 0.5).astype(np.uint8))).hexdigest()
         return _Photo(name, source, faces[0], len(faces), (h, w), photo_copy(image), focal, focal_source, digest,
-                      single, image if keep_image else None, timings)
+                      single, image if keep_image else None, timings, points, weights)
 
     def _single(self, photo: _Photo, image, mode: str, skipped: dict, timings: dict) -> PersonReconstruction:
         """One usable photo: exactly the single-photo pipeline."""
@@ -355,8 +362,8 @@ class PersonReconstructor:
         joint_config = dataclasses.replace(
             lm, num_identity=cfg.joint_num_identity,
             terms={**lm.terms, "identity_prior": lm.terms.get("identity_prior", 1.0) * cfg.joint_identity_prior})
-        args = dict(points=[p.face.points for p in photos], image_sizes=[p.size for p in photos],
-                    weights=rec.landmark_weights, config=joint_config, focals=[p.focal for p in photos],
+        args = dict(points=[p.points for p in photos], image_sizes=[p.size for p in photos],
+                    weights=[p.weights for p in photos], config=joint_config, focals=[p.focal for p in photos],
                     init=[p.single for p in photos])
         joint = fit_multi_image(rec.fast_fitter, image_weights=base, **args)
         face_size = np.array([np.linalg.norm(np.ptp(p.face.points[rec.landmark_weights > 0], axis=0)) for p in photos])
@@ -380,7 +387,7 @@ class PersonReconstructor:
             joint = fit_multi_image_photometric(
                 rec.full_fitter, rec.fast_fitter, joint, [p.image for p in photos],
                 [face_region_mask(p.face, p.size) for p in photos], rec.eye_pairs, rec.lip_pairs, rec.config.landmark,
-                points=[p.face.points for p in photos], weights=rec.landmark_weights,
+                points=[p.points for p in photos], weights=[p.weights for p in photos],
                 fix_focal=[p.focal is not None for p in photos])
             timings["joint_full_fit_s"] = time.perf_counter() - t
             own, _ = self._disagreement(joint, photos)
@@ -403,7 +410,7 @@ class PersonReconstructor:
                   "joint": {"landmark_rms_px": float(joint.image_rms_px[i])}}
         return Reconstruction(state=fit.state, mode=mode, model_source=rec.model_source, view_name=rec.config.view,
                               landmarks=p.face, photo=p.photo, correspondence=fit.correspondence,
-                              landmark_weights=rec.landmark_weights.copy(), quality=quality, losses=losses,
+                              landmark_weights=p.weights.copy(), quality=quality, losses=losses,
                               timings=dict(p.timings), faces_detected=p.faces_detected, source=p.source,
                               focal_source=p.focal_source)
 
