@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from facerecon.evaluation import heldout
-from facerecon.evaluation.calibration import calibrate, gap_fraction, score_vertices
+from facerecon.evaluation.calibration import calibrate, gap_fraction, scan_points, scan_vertex_ids, score_vertices
 from facerecon.evaluation.now import NOW_LANDMARKS_68
 from facerecon.evaluation.synthetic import SyntheticFace
 from facerecon.fitting.state import FaceState
@@ -255,14 +255,20 @@ def _run(person, people, cal, view, sizes: list[int], mode: str):
             err = float(np.mean(score_vertices(neutral, view, res.neutral_vertices()).distances))
             return res, err, gap_fraction(err, nothing, floor), seconds
 
-        singles = []
+        singles, errors = [], []
         for k in range(5 if 5 in sizes else 3):
-            _, err, gap, seconds = score([k])
+            res, err, gap, seconds = score([k])
             singles.append(err)
+            e = res.neutral_vertices()[scan_vertex_ids(view)] - scan_points(neutral, view)
+            errors.append((e - e.mean(0)).ravel())
             if k in (0, 1, 3):
                 _add(rows, f"1 view (yaw {YAWS[k]:+.0f})" if k else "1 view (frontal)", err, gap,
                      seconds if k == 0 else float("nan"))
         mean_single = float(np.mean(singles[:3]))
+        # how alike the single views' shape errors are: averaging views removes only what differs
+        unit = [e / max(np.linalg.norm(e), 1e-12) for e in errors]
+        spread.setdefault(1, {}).setdefault("correlation", []).extend(
+            float(unit[a] @ unit[b]) for a in range(len(unit)) for b in range(a + 1, len(unit)))
         _add(rows, "mean of 3 single views", mean_single, gap_fraction(mean_single, nothing, floor), float("nan"))
         for size, ids in GROUPS.items():
             if size == 1 or size not in sizes:
@@ -284,6 +290,10 @@ def _print(rows, spread, sizes: list[int], mode: str) -> None:
     for name, r in rows.items():
         seconds = np.nanmean(r["s"]) if np.isfinite(r["s"]).any() else float("nan")
         print(f"{name:28s} {np.mean(r['err']):11.3f} {np.mean(r['gap']):10.3f} {seconds:8.3f}")
+    rho = float(np.mean(spread.pop(1)["correlation"]))
+    print(f"  single views' shape errors (model space, the face scanned, centred): mean correlation between two views "
+          f"of one person {rho:.2f}; averaging 3 independent-but-alike views would keep {np.sqrt(rho + (1 - rho) / 3):.0%} "
+          f"of one view's error")
     for size, d in spread.items():
         by_yaw = ", ".join(f"|yaw| {k}: {np.mean(v):.2f}" for k, v in d.items() if k[0].isdigit())
         print(f"  {size} views: own identity to shared, mm RMS over the face, mean {by_yaw}; largest distance to "
