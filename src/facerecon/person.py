@@ -67,10 +67,13 @@ class PersonConfig:
 
     Attributes:
         joint_identity_prior: the joint fit's identity prior, as a multiple of the landmark fit's.
-            The landmark term counts every detected point as independent evidence, but a
-            detector's errors follow the face, so B photos are far from B times the evidence of
-            one; measured on the 8 people of bench_multiview.py seed 0 (fast mode), the gap closed
-            by 3 views goes from 0.04 (x1) to 0.13 (x10), 0.12 (x30), 0.08 (x100).
+            Each photo's points are de-biased and weighted by the landmark error model as in the
+            one-photo pipeline (noise inflated by `PipelineConfig.noise_inflation` for the
+            correlation between neighbouring points). Calibrated on training renders
+            (`benchmarks/bench_multiview.py --seed 9 --joint-prior 0.1,0.3,1 --poor-fit 0.01,0.05`,
+            8 held-out-style people, fast mode; the benchmark's default seed is 1): gap closed by
+            3 views 0.061 (x0.1), 0.092 (x0.3), 0.085 (x1), 0.051 (x3), 0.020 (x10); by 5 views
+            0.048, 0.085, 0.085, 0.052, 0.021.
         joint_num_identity: identity modes of the joint fit (40: 0.13 vs 0.13 with 100 for 3
             views, 0.15 vs 0.11 for 5).
         max_disagreement_mm: a photo whose own identity is further than this (mm RMS over the
@@ -81,15 +84,16 @@ class PersonConfig:
         poor_fit_fraction: landmark RMS of the joint fit, as a fraction of the photo's face size,
             above which a photo is down-weighted by (fraction / its RMS)^2: inverse-variance
             weights, the photo's residual standing for its landmark noise. Frontal views fit to
-            0.7-1 %, yaw 60 views to 2-3 %. Measured on 16 people (seeds 100-115, fast mode): gap
-            closed by 0, +-35, 60 views -0.14 without, -0.10 at 2 %, -0.03 at 1 %.
+            0.7-1 %, yaw 60 views to 2-3 %. With the error model's per-point weights (calibration
+            above, joint prior x0.3): gap closed by 3 views 0.092 at 1 %, 0.072 at 5 % (about
+            off); by 5 views 0.085 and -0.002.
         flag_weight_below: photos weighted below this are flagged `down_weighted` (RMS above 2 %).
         min_weight: the smallest weight a photo gets.
         check_same_person: raise `DifferentPeopleError` on disagreement (else only report it).
         region: the model region over which identities are compared.
     """
 
-    joint_identity_prior: float = 10.0
+    joint_identity_prior: float = 0.3
     joint_num_identity: int = 40
     max_disagreement_mm: float = 10.0
     min_identity_cosine: float = 0.82
