@@ -158,7 +158,7 @@ def test_a_photo_with_two_faces_uses_the_largest_and_is_flagged(person, alice):
     from skimage.transform import rescale
 
     _, views = alice
-    small = rescale(views[1].image, 0.6, channel_axis=2, anti_aliasing=True).astype(np.float32)
+    small = rescale(views[2].image, 0.6, channel_axis=2, anti_aliasing=True).astype(np.float32)  # the same face, smaller
     pair = np.concatenate([views[2].image, np.zeros((256, small.shape[1], 3), np.float32)], 1)
     pair[40:40 + small.shape[0], 256:] = small
     res = person.reconstruct([views[0].image, pair], names=["front", "pair"])
