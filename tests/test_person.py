@@ -30,13 +30,14 @@ def person(ict_dir):
 
 @pytest.fixture(scope="module")
 def scene(person):
-    return _bench().PersonScene(person.reconstructor.model)
+    return _bench().PersonScene(person.reconstructor.model, texture_size=256)
 
 
 @pytest.fixture(scope="module")
 def alice(scene):
-    """Person 2 of the benchmark seen at yaw 0, +35, -35 (each view its own expression and light)."""
-    return _bench().render_person(scene, 2, yaws=(0.0, 35.0, -35.0))
+    """Person 2 of the benchmark (held-out image formation) seen at yaw 0, +35, -35 (each view its
+    own expression, light and camera), 256 px."""
+    return _bench().render_person(scene, 2, yaws=(0.0, 35.0, -35.0), image_size=256)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,22 @@ def test_one_photo_is_the_single_photo_pipeline(person, alice):
     np.testing.assert_array_equal(res.identity, single.state.params.identity[0])
     np.testing.assert_array_equal(res.photos[0].state.params.expression, single.state.params.expression)
     np.testing.assert_array_equal(res.photos[0].state.camera.focal, single.state.camera.focal)
+
+
+def test_each_photo_is_de_biased_and_weighted_as_the_single_photo_pipeline(person, alice, alice_fit):
+    """The joint fit starts from, and fits, the points the one-photo pipeline fits: the error
+    model's de-biased points with its per-point weights (not the raw detections)."""
+    _, views = alice
+    rec = person.reconstructor
+    assert rec._error_model() is not None
+    for k, v in enumerate(views):
+        single = rec.reconstruct(v.image)[0]
+        prepared = person._prepare(v.image, "v", None, keep_image=False)
+        np.testing.assert_allclose(prepared.single.state.params.identity, single.state.params.identity, atol=1e-9)
+        np.testing.assert_allclose(prepared.weights, single.landmark_weights, atol=1e-12)
+        np.testing.assert_allclose(alice_fit.photos[k].landmark_weights, single.landmark_weights, atol=1e-12)
+        assert not np.allclose(prepared.weights, rec.landmark_weights)
+        assert not np.allclose(prepared.points, prepared.face.points)
 
 
 def test_the_shape_test_names_the_odd_photo(person):
@@ -141,7 +158,7 @@ def test_a_photo_with_two_faces_uses_the_largest_and_is_flagged(person, alice):
     from skimage.transform import rescale
 
     _, views = alice
-    small = rescale(views[1].image, 0.6, channel_axis=2, anti_aliasing=True).astype(np.float32)
+    small = rescale(views[2].image, 0.6, channel_axis=2, anti_aliasing=True).astype(np.float32)  # the same face, smaller
     pair = np.concatenate([views[2].image, np.zeros((256, small.shape[1], 3), np.float32)], 1)
     pair[40:40 + small.shape[0], 256:] = small
     res = person.reconstruct([views[0].image, pair], names=["front", "pair"])

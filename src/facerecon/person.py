@@ -67,10 +67,13 @@ class PersonConfig:
 
     Attributes:
         joint_identity_prior: the joint fit's identity prior, as a multiple of the landmark fit's.
-            The landmark term counts every detected point as independent evidence, but a
-            detector's errors follow the face, so B photos are far from B times the evidence of
-            one; measured on the 8 people of bench_multiview.py seed 0 (fast mode), the gap closed
-            by 3 views goes from 0.04 (x1) to 0.13 (x10), 0.12 (x30), 0.08 (x100).
+            Each photo's points are de-biased and weighted by the landmark error model as in the
+            one-photo pipeline (noise inflated by `PipelineConfig.noise_inflation` for the
+            correlation between neighbouring points). Calibrated on training renders
+            (`benchmarks/bench_multiview.py --seed 9 --joint-prior 0.1,0.3,1 --poor-fit 0.01,0.05`,
+            8 held-out-style people, fast mode; the benchmark's default seed is 1): gap closed by
+            3 views 0.061 (x0.1), 0.092 (x0.3), 0.085 (x1), 0.051 (x3), 0.020 (x10); by 5 views
+            0.048, 0.085, 0.085, 0.052, 0.021.
         joint_num_identity: identity modes of the joint fit (40: 0.13 vs 0.13 with 100 for 3
             views, 0.15 vs 0.11 for 5).
         max_disagreement_mm: a photo whose own identity is further than this (mm RMS over the
@@ -81,15 +84,16 @@ class PersonConfig:
         poor_fit_fraction: landmark RMS of the joint fit, as a fraction of the photo's face size,
             above which a photo is down-weighted by (fraction / its RMS)^2: inverse-variance
             weights, the photo's residual standing for its landmark noise. Frontal views fit to
-            0.7-1 %, yaw 60 views to 2-3 %. Measured on 16 people (seeds 100-115, fast mode): gap
-            closed by 0, +-35, 60 views -0.14 without, -0.10 at 2 %, -0.03 at 1 %.
+            0.7-1 %, yaw 60 views to 2-3 %. With the error model's per-point weights (calibration
+            above, joint prior x0.3): gap closed by 3 views 0.092 at 1 %, 0.072 at 5 % (about
+            off); by 5 views 0.085 and -0.002.
         flag_weight_below: photos weighted below this are flagged `down_weighted` (RMS above 2 %).
         min_weight: the smallest weight a photo gets.
         check_same_person: raise `DifferentPeopleError` on disagreement (else only report it).
         region: the model region over which identities are compared.
     """
 
-    joint_identity_prior: float = 10.0
+    joint_identity_prior: float = 0.3
     joint_num_identity: int = 40
     max_disagreement_mm: float = 10.0
     min_identity_cosine: float = 0.82
@@ -221,6 +225,8 @@ class _Photo:
     single: FitResult
     image: np.ndarray | None  # kept for full mode only
     timings: dict
+    points: np.ndarray  # (L, 2) the points the fits use: de-biased by the error model when there is one
+    weights: np.ndarray  # (L,) their weights (the pipeline's, times each point's noise weight)
 
 
 class PersonReconstructor:
@@ -313,11 +319,16 @@ class PersonReconstructor:
         if not faces:
             raise NoFaceError(f"no face found in {name}")
         t = time.perf_counter()
-        single = rec.fast_fitter.fit(faces[0].points, (h, w), rec.landmark_weights, rec.config.landmark, focal=focal)
+        points, weights = faces[0].points, rec.landmark_weights.copy()
+        single = rec.fast_fitter.fit(points, (h, w), weights, rec.config.landmark, focal=focal)
+        error_model = rec._error_model()
+        if error_model is not None:  # as the single-photo pipeline: de-biased points, per-point noise weights
+            points, weights = rec._apply_error_model(error_model, faces[0].points, weights, single)
+            single = rec.fast_fitter.fit(points, (h, w), weights, rec.config.landmark, focal=focal, init=single)
         timings["fast_fit_s"] = time.perf_counter() - t
         digest = hashlib.sha1(np.ascontiguousarray((image * 255 + 0.5).astype(np.uint8))).hexdigest()
         return _Photo(name, source, faces[0], len(faces), (h, w), photo_copy(image), focal, focal_source, digest,
-                      single, image if keep_image else None, timings)
+                      single, image if keep_image else None, timings, points, weights)
 
     def _single(self, photo: _Photo, image, mode: str, skipped: dict, timings: dict) -> PersonReconstruction:
         """One usable photo: exactly the single-photo pipeline."""
@@ -355,8 +366,8 @@ class PersonReconstructor:
         joint_config = dataclasses.replace(
             lm, num_identity=cfg.joint_num_identity,
             terms={**lm.terms, "identity_prior": lm.terms.get("identity_prior", 1.0) * cfg.joint_identity_prior})
-        args = dict(points=[p.face.points for p in photos], image_sizes=[p.size for p in photos],
-                    weights=rec.landmark_weights, config=joint_config, focals=[p.focal for p in photos],
+        args = dict(points=[p.points for p in photos], image_sizes=[p.size for p in photos],
+                    weights=[p.weights for p in photos], config=joint_config, focals=[p.focal for p in photos],
                     init=[p.single for p in photos])
         joint = fit_multi_image(rec.fast_fitter, image_weights=base, **args)
         face_size = np.array([np.linalg.norm(np.ptp(p.face.points[rec.landmark_weights > 0], axis=0)) for p in photos])
@@ -380,7 +391,7 @@ class PersonReconstructor:
             joint = fit_multi_image_photometric(
                 rec.full_fitter, rec.fast_fitter, joint, [p.image for p in photos],
                 [face_region_mask(p.face, p.size) for p in photos], rec.eye_pairs, rec.lip_pairs, rec.config.landmark,
-                points=[p.face.points for p in photos], weights=rec.landmark_weights,
+                points=[p.points for p in photos], weights=[p.weights for p in photos],
                 fix_focal=[p.focal is not None for p in photos])
             timings["joint_full_fit_s"] = time.perf_counter() - t
             own, _ = self._disagreement(joint, photos)
@@ -403,7 +414,7 @@ class PersonReconstructor:
                   "joint": {"landmark_rms_px": float(joint.image_rms_px[i])}}
         return Reconstruction(state=fit.state, mode=mode, model_source=rec.model_source, view_name=rec.config.view,
                               landmarks=p.face, photo=p.photo, correspondence=fit.correspondence,
-                              landmark_weights=rec.landmark_weights.copy(), quality=quality, losses=losses,
+                              landmark_weights=p.weights.copy(), quality=quality, losses=losses,
                               timings=dict(p.timings), faces_detected=p.faces_detected, source=p.source,
                               focal_source=p.focal_source)
 

@@ -109,6 +109,23 @@ def test_a_down_weighted_image_moves_the_identity_less(ict_head, setup):
     np.testing.assert_allclose(low.image_weights, [1.0, 1.0, 0.05])
 
 
+def test_each_image_has_its_own_landmark_weights(ict_head, setup):
+    """B weight arrays: a point with weight 0 in one image does not pull that image's fit, and a
+    weight of 0 on one image's every corrupted point gives that image's clean fit."""
+    fitter, ids = setup
+    _, points, sizes = _views(ict_head, ids, seed=7, noise=0.5)
+    bad = [p.copy() for p in points]
+    bad[1][:60] += 40.0  # gross errors on 60 points of image 1 only
+    w = [np.ones(300), np.r_[np.zeros(60), np.ones(240)], np.ones(300)]
+    clean = fit_multi_image(fitter, points, sizes)
+    masked = fit_multi_image(fitter, bad, sizes, weights=w)
+    raw = fit_multi_image(fitter, bad, sizes)
+    d = lambda r: _neutral_error(ict_head, r.state.params.identity[0], clean.state.params.identity[0])  # noqa: E731
+    assert d(masked) < 0.5 * d(raw)
+    with pytest.raises(UsageError, match="weights"):
+        fit_multi_image(fitter, points, sizes, weights=w[:2])
+
+
 def test_bad_input_is_a_usage_error(ict_head, setup):
     fitter, ids = setup
     _, points, sizes = _views(ict_head, ids, seed=6)

@@ -108,7 +108,7 @@ def fit_multi_image(fitter: LandmarkFitter, points: list[np.ndarray], image_size
     focals = [None] * b if focals is None else list(focals)
     if len(focals) != b:
         raise UsageError(f"got {b} images but {len(focals)} focal lengths")
-    per_lm = _per_image_weights(weights, b, len(fitter.correspondence))
+    per_lm = per_image_weights(weights, b, len(fitter.correspondence))
     img_w = np.ones(b) if image_weights is None else np.asarray(image_weights, dtype=np.float64)
     if img_w.shape != (b,) or not np.isfinite(img_w).all() or (img_w <= 0).any():
         raise UsageError(f"image_weights must be {b} positive numbers, got {image_weights!r}")
@@ -124,7 +124,7 @@ def fit_multi_image(fitter: LandmarkFitter, points: list[np.ndarray], image_size
                          extras or {}).run()
 
 
-def _per_image_weights(weights, b: int, n_landmarks: int) -> list[np.ndarray]:
+def per_image_weights(weights, b: int, n_landmarks: int) -> list[np.ndarray]:
     if weights is None:
         return [np.ones(n_landmarks)] * b
     if isinstance(weights, np.ndarray) and weights.ndim == 1:

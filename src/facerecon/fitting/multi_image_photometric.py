@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import FitError, UsageError
 from .config import LandmarkFitConfig
 from .landmark_fit import LandmarkFitter
-from .multi_image_fit import MultiImageFitResult
+from .multi_image_fit import MultiImageFitResult, per_image_weights
 from .photometric_fit import PhotometricFitter
 from .result import FitDiagnostics
 from .state import Appearance, FaceState
@@ -29,7 +29,7 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
                                 eye_pairs: np.ndarray | None = None, lip_pairs: np.ndarray | None = None,
                                 landmark_config: LandmarkFitConfig | None = None,
                                 points: list[np.ndarray] | None = None,
-                                weights: np.ndarray | None = None, fix_focal: list[bool] | None = None,
+                                weights: np.ndarray | list[np.ndarray] | None = None, fix_focal: list[bool] | None = None,
                                 rounds: int = 1) -> MultiImageFitResult:
     """Refine a joint landmark fit photometrically, keeping one identity.
 
@@ -40,7 +40,8 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
         eye_pairs, lip_pairs: as `PhotometricFitter.fit`.
         landmark_config: the landmark fit's config (for the final landmark re-fit).
         points: B (L, 2) landmarks (default: those `joint` was fitted to are not stored, so give them).
-        weights: (L,) per-landmark weights.
+        weights: (L,) per-landmark weights for every photo, or B such arrays (each photo's own, e.g.
+            the landmark error model's).
         fix_focal: B flags: hold that photo's focal length.
         rounds: photometric rounds (each: B one-image fits, one shared-identity step).
 
@@ -55,6 +56,7 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
     if rounds < 1:
         raise UsageError(f"rounds must be >= 1, got {rounds}")
     fix_focal = [False] * b if fix_focal is None else list(fix_focal)
+    per_image = per_image_weights(weights, b, len(landmark_fitter.correspondence))
     t0 = time.perf_counter()
     w_img = np.asarray(joint.image_weights, dtype=np.float64)
     alpha = np.asarray(joint.state.params.identity[0], dtype=np.float64).copy()
@@ -64,7 +66,7 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
         steps = []
         for i in range(b):
             start = dataclasses.replace(joint.image_result(i), state=states[i].replace(identity=alpha[None].copy()))
-            refined[i] = full_fitter.fit(images[i], points[i], weights, skin_masks[i], start, eye_pairs, lip_pairs,
+            refined[i] = full_fitter.fit(images[i], points[i], per_image[i], skin_masks[i], start, eye_pairs, lip_pairs,
                                          fix_focal=fix_focal[i])
             steps.append(np.asarray(refined[i].state.params.identity[0], dtype=np.float64) - alpha)
         alpha = alpha + (w_img[:, None] * np.stack(steps)).sum(0) / w_img.sum()
@@ -73,7 +75,7 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
     finals, residuals = [], []
     for i in range(b):
         start = states[i].replace(identity=alpha[None].copy())
-        polished = landmark_fitter.fit(points[i], joint.image_sizes[i], weights, landmark_config,
+        polished = landmark_fitter.fit(points[i], joint.image_sizes[i], per_image[i], landmark_config,
                                        focal=float(start.camera.focal[0]) if fix_focal[i] else None, init=start,
                                        freeze_identity=True)
         finals.append((polished, refined[i].state.appearance))
@@ -88,8 +90,7 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
     state = FaceState(state.params, state.camera, Appearance(np.concatenate([a.albedo for _, a in finals]),
                                                              np.concatenate([a.sh for _, a in finals])))
     residual = np.stack(residuals)
-    used = (weights if weights is not None else np.ones(residual.shape[1])) > 0
-    rms = np.sqrt(np.mean(residual[:, used] ** 2, axis=1))
+    rms = np.array([np.sqrt(np.mean(r[w > 0] ** 2)) for r, w in zip(residual, per_image)])
     return MultiImageFitResult(state, finals[0][0].correspondence,
                                FitDiagnostics(residual, seconds=time.perf_counter() - t0,
                                               iterations=sum(r.diagnostics.iterations for r in refined)),
