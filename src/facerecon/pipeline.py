@@ -244,16 +244,8 @@ class Reconstructor:
 
     def _apply_error_model(self, model: LandmarkErrorModel, points: np.ndarray, weights: np.ndarray,
                            first: FitResult) -> tuple[np.ndarray, np.ndarray]:
-        """De-biased points and per-point weights (sigma0 / (inflation * sigma_i))^2 at the first fit's yaw."""
-        cfg = self.config
-        yaw = float(first.state.params.pose_deg()[0, 0])
-        face_size = float(np.linalg.norm(np.ptp(points[weights > 0], axis=0)))
-        corrected, sigma = model.correct(points, yaw, face_size)
-        sigma0 = cfg.landmark.noise.sigma * face_size
-        scale = np.clip((sigma0 / (cfg.noise_inflation * np.maximum(sigma, 1e-3 * face_size))) ** 2, 0.0,
-                        cfg.max_point_weight)
-        hidden = (self.fast_fitter.landmark_facing(first) < cfg.drop_facing_below) & ~first.correspondence.sliding
-        return corrected, np.where(hidden, 0.0, weights * scale)
+        """De-biased points and per-point weights at the first fit's yaw (`debiased_landmarks`)."""
+        return debiased_landmarks(model, self.fast_fitter, points, weights, first, self.config)
 
     def _correlated_noise(self, model: LandmarkErrorModel, points: np.ndarray, base: np.ndarray,
                           weights: np.ndarray, first: FitResult) -> tuple[np.ndarray, CorrelatedNoise | None]:
@@ -301,6 +293,23 @@ class Reconstructor:
             return FitResult(fast.state.replace(albedo=full.state.appearance.albedo, sh=full.state.appearance.sh),
                              fast.correspondence, fast.diagnostics, None)
         return full
+
+
+def debiased_landmarks(model: LandmarkErrorModel, fitter: LandmarkFitter, points: np.ndarray, weights: np.ndarray,
+                       fit: FitResult, config: PipelineConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's error model applied to one face's points: de-biased points (L, 2) px and per-point
+    weights (L,) = weights x (sigma0 / (noise_inflation x sigma_i))^2 (at most `max_point_weight`), at the
+    yaw of `fit` (a fit of `fitter`'s model to these points, or to the previous video frame's), with the
+    fixed points whose surface faces away by more than `drop_facing_below` dropped. The photo pipeline
+    (second fast-fit pass), the person fit and the video tracker all use this one function."""
+    yaw = float(fit.state.params.pose_deg()[0, 0])
+    face_size = float(np.linalg.norm(np.ptp(points[weights > 0], axis=0)))
+    corrected, sigma = model.correct(points, yaw, face_size)
+    sigma0 = config.landmark.noise.sigma * face_size
+    scale = np.clip((sigma0 / (config.noise_inflation * np.maximum(sigma, 1e-3 * face_size))) ** 2, 0.0,
+                    config.max_point_weight)
+    hidden = (fitter.landmark_facing(fit) < config.drop_facing_below) & ~fit.correspondence.sliding
+    return corrected, np.where(hidden, 0.0, weights * scale)
 
 
 def reconstruct(image: np.ndarray | str | Path, mode: str = "fast", model: MorphableModel | str = "ict",
