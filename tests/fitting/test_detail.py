@@ -77,16 +77,24 @@ def test_uv_maps_mark_the_region(ict_model):
     assert maps.region.sum() > 100 and bool((maps.region <= maps.inside).all())
 
 
+def _planted_detail(model, s, amplitude, period_j, period_i):
+    """(mean vertices, uv maps, face region (s, s), a DetailMap of sin/cos bumps on the region)."""
+    from facerecon.fitting.detail import DetailMap
+
+    verts = model.mean.double().numpy()
+    maps = uv_maps(model, verts, s, "narrow_face")
+    region = maps.region[0].numpy()
+    i, j = np.mgrid[0:s, 0:s]
+    d = np.where(region, amplitude * np.sin(j / period_j) * np.cos(i / period_i), 0.0).astype(np.float32)
+    return verts, maps, region, DetailMap(d, region, region, 1.0, maps.texel_mm())
+
+
 def test_atlas_normal_map_in_the_models_own_layout_matches_the_direct_one(ict_model):
     from facerecon.fitting.detail import DetailMap, atlas_normal_map
 
     s = 64
-    verts = ict_model.mean.double().numpy()
-    maps = uv_maps(ict_model, verts, s, "narrow_face")
-    region = maps.region[0].numpy()
-    i, j = np.mgrid[0:s, 0:s]
-    d = np.where(region, 0.5 * np.sin(j / 2.0) * np.cos(i / 3.0), 0.0)
-    det = DetailMap(d.astype(np.float32), region, region, 1.0, maps.texel_mm())
+    verts, maps, region, det = _planted_detail(ict_model, s, 0.5, 2.0, 3.0)
+    d = det.displacement
     atlas = atlas_normal_map(ict_model, verts, det, ict_model.uv.double().numpy(), s)
     direct = tangent_space_normal_map(maps.positions.double(), maps.normals.double(), torch.as_tensor(d[None]),
                                       maps.inside)[0].numpy()
@@ -103,17 +111,11 @@ def test_atlas_normal_map_in_the_models_own_layout_matches_the_direct_one(ict_mo
 
 def test_atlas_normal_map_leaves_other_materials_flat(ict_model):
     # ICT gives every material its own UV tile: the eyes' overlap the face's in the model's layout
-    from facerecon.fitting.detail import DetailMap, atlas_normal_map
+    from facerecon.fitting.detail import atlas_normal_map
     from facerecon.render import render_to_uv
     from facerecon.texturing import FaceTexturer
 
-    s = 64
-    verts = ict_model.mean.double().numpy()
-    maps = uv_maps(ict_model, verts, s, "narrow_face")
-    region = maps.region[0].numpy()
-    i, j = np.mgrid[0:s, 0:s]
-    det = DetailMap(np.where(region, 0.8 * np.sin(j / 1.5) * np.cos(i / 2.0), 0.0).astype(np.float32), region,
-                    region, 1.0, maps.texel_mm())
+    verts, maps, region, det = _planted_detail(ict_model, 64, 0.8, 1.5, 2.0)
     atlas = FaceTexturer.for_model(ict_model, 256).uv
     out = atlas_normal_map(ict_model, verts, det, atlas, 128)
     eye = np.zeros((ict_model.num_vertices, 1), dtype=np.float32)
