@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from facerecon.models import load_model
-from facerecon.render import PinholeCamera, SHLight, render_mesh, render_to_uv
+from facerecon.render import PinholeCamera, SHLight, render_mesh, render_to_uv, visible_vertices
 from facerecon.render.bake import rasterize_uv
 from facerecon.texturing import HIDDEN_GROUPS, SOURCE_MIRRORED, SOURCE_PHOTO, FaceTexturer
 
@@ -57,13 +57,7 @@ def legacy_texture(model, tex: FaceTexturer, verts_model, cam_verts, camera, ima
     with torch.no_grad():
         out = render_mesh(vt, tri, cam32, antialias=False)
         screen = cam32.to_screen(vt)[0].numpy()
-    depth = out.depth[0].numpy()
-    hh, ww = depth.shape
-    ij = np.floor(screen[:, :2]).astype(int)
-    inside = (ij[:, 0] >= 0) & (ij[:, 0] < ww) & (ij[:, 1] >= 0) & (ij[:, 1] < hh)
-    ijc = np.clip(ij, 0, [ww - 1, hh - 1])
-    z = depth[ijc[:, 1], ijc[:, 0]]
-    seen = inside & (z > 0) & (screen[:, 2] <= z + 2.0)
+    seen = visible_vertices(out.depth[0].numpy(), screen, 2.0)
     cols = np.stack([map_coordinates(image[..., k], [screen[:, 1] - 0.5, screen[:, 0] - 0.5], order=1, mode="nearest")
                      for k in range(3)], 1)
     colors = np.where(seen[:, None], cols, 0.0)

@@ -26,7 +26,7 @@ from .io import Mesh, supported_formats
 from .landmarks import FaceLandmarks
 from .models import MorphableModel, load_model
 from .models.arkit import arkit_targets, arkit_weights, gltf_weights, uses_ict_names
-from .render import render_mesh
+from .render import render_mesh, visible_vertices
 from .render.overlay import draw_dots, shaded_overlay
 from .render.shading import SHLight
 
@@ -335,13 +335,7 @@ class Reconstruction:
             v = torch.as_tensor(self.vertices(full=False)[None], dtype=torch.float32)
             out = render_mesh(v, self.view.triangles, cam, antialias=False)
             screen = cam.to_screen(v)[0].numpy()
-        depth = out.depth[0].numpy()
-        hh, ww = depth.shape
-        ij = np.floor(screen[:, :2]).astype(int)
-        inside = (ij[:, 0] >= 0) & (ij[:, 0] < ww) & (ij[:, 1] >= 0) & (ij[:, 1] < hh)
-        ijc = np.clip(ij, 0, [ww - 1, hh - 1])
-        z = depth[ijc[:, 1], ijc[:, 0]]
-        return inside & (z > 0) & (screen[:, 2] <= z + 2.0)
+        return visible_vertices(out.depth[0].numpy(), screen, 2.0)
 
     def _observed_view_colors(self) -> np.ndarray:
         from scipy.ndimage import map_coordinates

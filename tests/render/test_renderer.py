@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -144,3 +145,12 @@ def test_the_torch_path_of_other_devices_gives_the_same_render_and_gradients(mon
         torch.testing.assert_close(x, y)
     for x, y in zip(ga, gb):
         torch.testing.assert_close(x, y)
+
+
+def test_visible_vertices_needs_coverage_and_a_surface_within_tolerance():
+    from facerecon.render import visible_vertices
+
+    depth = np.zeros((4, 4))
+    depth[1:3, 1:3] = 100.0
+    screen = np.array([[1.5, 1.5, 100.5], [1.5, 1.5, 105.0], [0.5, 0.5, 100.0], [9.0, 1.5, 100.0], [2.9, 2.1, 101.9]])
+    assert visible_vertices(depth, screen, 2.0).tolist() == [True, False, False, False, True]

@@ -11,7 +11,7 @@ from .cameras import Camera, PinholeCamera, WeakPerspectiveCamera
 from .interpolate import interpolate
 from .primitives import box, icosphere
 from .raster import Fragments, rasterize
-from .renderer import RenderOutput, render_mesh
+from .renderer import RenderOutput, render_mesh, visible_vertices
 from ..geometry.rotation import (
     axis_angle_to_matrix,
     axis_angle_to_rotation_6d,
@@ -46,6 +46,7 @@ __all__ = [
     "matrix_to_rotation_6d",
     "rasterize",
     "render_mesh",
+    "visible_vertices",
     "render_to_uv",
     "rotation_6d_to_axis_angle",
     "rotation_6d_to_matrix",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -112,3 +113,15 @@ def render_mesh(
         triangle_id=frags.triangle_id,
         fragments=frags,
     )
+
+
+def visible_vertices(depth: np.ndarray, screen: np.ndarray, tolerance_mm: float = 2.0) -> np.ndarray:
+    """Which vertices a depth map shows: (N,) bool for screen points (N, 3) (x, y px; z depth mm),
+    true where the pixel under a point is covered (depth (H, W) mm, 0 on background) and the point
+    lies within `tolerance_mm` of the surface there."""
+    hh, ww = depth.shape
+    ij = np.floor(screen[:, :2]).astype(int)
+    inside = (ij[:, 0] >= 0) & (ij[:, 0] < ww) & (ij[:, 1] >= 0) & (ij[:, 1] < hh)
+    ijc = np.clip(ij, 0, [ww - 1, hh - 1])
+    z = depth[ijc[:, 1], ijc[:, 0]]
+    return inside & (z > 0) & (screen[:, 2] <= z + tolerance_mm)
