@@ -35,6 +35,21 @@ MAX_PIXELS = 4096 * 4096
 MAX_DECODE_PIXELS = 100_000_000
 
 
+def check_input_file(path: str | os.PathLike, readable: bool = False) -> Path:
+    """`path` as a Path if it is an existing, non-empty file (and, with `readable`, one this process
+    may read); else `ImageError` naming the problem. The first check of every input reader."""
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p}: file not found")
+    if not p.is_file():
+        raise ImageError(f"{p}: not a file")
+    if readable and not os.access(p, os.R_OK):
+        raise ImageError(f"{p}: not readable (permission denied)")
+    if p.stat().st_size == 0:
+        raise ImageError(f"{p}: empty file (0 bytes)")
+    return p
+
+
 def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
                max_decode_pixels: int = MAX_DECODE_PIXELS) -> np.ndarray:
     """Read a photo as float32 RGB in [0, 1], shape (H, W, 3), upright (EXIF orientation applied).
@@ -50,13 +65,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
     """
     from PIL import Image, ImageOps
 
-    p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{p}: file not found")
-    if not p.is_file():
-        raise ImageError(f"{p}: not a file")
-    if p.stat().st_size == 0:
-        raise ImageError(f"{p}: empty file (0 bytes)")
+    p = check_input_file(path)
     if max_pixels < 1:
         raise UsageError(f"max_pixels must be >= 1, got {max_pixels}")
     with _pillow_errors(p):
@@ -98,15 +107,7 @@ def check_image_file(path: str | os.PathLike) -> None:
     """
     from PIL import Image
 
-    p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{p}: file not found")
-    if not p.is_file():
-        raise ImageError(f"{p}: not a file")
-    if not os.access(p, os.R_OK):
-        raise ImageError(f"{p}: not readable (permission denied)")
-    if p.stat().st_size == 0:
-        raise ImageError(f"{p}: empty file (0 bytes)")
+    p = check_input_file(path, readable=True)
     with _pillow_errors(p):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

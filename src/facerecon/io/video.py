@@ -89,13 +89,9 @@ def _open_container(path: str | os.PathLike):
     """The opened PyAV container and its first video stream; `ImageError` for every bad case."""
     import av
 
-    p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{p}: file not found")
-    if not p.is_file():
-        raise ImageError(f"{p}: not a file")
-    if p.stat().st_size == 0:
-        raise ImageError(f"{p}: empty file (0 bytes)")
+    from .images import check_input_file
+
+    p = check_input_file(path)
     try:
         container = av.open(str(p), mode="r")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
