@@ -233,3 +233,16 @@ def test_script_reproduces_the_packaged_file(tmp_path, script):
         assert np.abs(a["points"] - b["points"]).max() < 0.5
         for key in ("sliding", "iris", "valid", "num_vertices", "triangles_crc32"):
             assert np.array_equal(a[key], b[key])
+
+
+def test_find_rows_matches_a_dictionary_lookup():
+    from facerecon.landmarks.correspondence import _find_rows
+
+    rng = np.random.default_rng(3)
+    table = rng.integers(0, 9, size=(60, 3))
+    table[7] = table[40]  # a repeated row: the last one wins, as a dict built in order would say
+    queries = np.vstack([table[rng.integers(0, 60, 30)], rng.integers(0, 9, size=(30, 3))])
+    lookup = {tuple(row): i for i, row in enumerate(table)}
+    expected = np.array([lookup.get(tuple(row), -1) for row in queries])
+    np.testing.assert_array_equal(_find_rows(table, queries, 9), expected)
+    assert (_find_rows(table[:0], queries, 9) == -1).all()

@@ -59,6 +59,16 @@ def test_inconsistent_basis_shapes_are_caught_at_construction():
         tiny_model(mean=torch.full((4, 3), float("nan")))
 
 
+def test_one_bad_value_in_a_basis_is_caught_and_huge_finite_values_are_not():
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        basis = torch.randn(3, 4, 3)
+        basis[1, 2, 0] = bad
+        with pytest.raises(ModelError, match="identity basis has NaN or inf"):
+            tiny_model(identity_basis=basis)
+    # finite values whose float32 sum overflows are still valid
+    tiny_model(identity_basis=torch.full((3, 4, 3), 3e38))
+
+
 def test_symmetry_map_pairs_mirrored_vertices():
     m = tiny_model()
     assert m.symmetry.tolist() == [1, 0, 2, 3]

@@ -353,8 +353,7 @@ def _stored_on_model(stored: dict[str, np.ndarray], model: MorphableModel) -> La
         parent = model.parent_vertices.detach().cpu().numpy()
         if parent.max() >= int(stored["num_vertices"]):
             return None
-        lookup = {tuple(row): i for i, row in enumerate(parent[tris])}
-        ids = np.array([lookup.get(tuple(row), -1) for row in tri_vertices], dtype=np.int64)
+        ids = _find_rows(parent[tris], np.asarray(tri_vertices, dtype=np.int64), int(stored["num_vertices"]))
         lost = ids < 0
         if lost[~stored["iris"].astype(bool)].any():
             return None
@@ -368,6 +367,22 @@ def _stored_on_model(stored: dict[str, np.ndarray], model: MorphableModel) -> La
     return LandmarkCorrespondence(torch.from_numpy(ids), torch.from_numpy(bary), MEDIAPIPE478,
                                   torch.from_numpy(stored["sliding"].astype(bool)),
                                   torch.from_numpy(stored["iris"].astype(bool)), torch.from_numpy(valid))
+
+
+def _find_rows(table: np.ndarray, queries: np.ndarray, n: int) -> np.ndarray:
+    """For each row of `queries` (Q, 3), the index of the equal row of `table` (T, 3) (the last one
+    if several are equal), or -1; entries are integers in [0, n)."""
+    def key(rows: np.ndarray) -> np.ndarray:
+        rows = rows.astype(np.int64)
+        return (rows[:, 0] * n + rows[:, 1]) * n + rows[:, 2]
+
+    keys = key(table)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    q = key(queries)
+    at = np.searchsorted(sorted_keys, q, side="right") - 1
+    found = (at >= 0) & (sorted_keys[np.clip(at, 0, None)] == q) if len(keys) else np.zeros(len(q), dtype=bool)
+    return np.where(found, order[np.clip(at, 0, None)] if len(keys) else -1, -1).astype(np.int64)
 
 
 def _triangles_crc(tris: np.ndarray) -> int:
