@@ -77,6 +77,9 @@ def test_failures_go_to_the_csv_and_never_stop_the_run(tmp_path):
     manifest = json.loads((out / MANIFEST).read_text())
     assert sorted(manifest["done"]) == ["p00.png", "p01.png", "p02.png"]
     assert sorted(manifest["failed"]) == ["broken.jpg", "noface.png"]
+    finished = sorted(v["finished_s"] for v in manifest["done"].values())
+    assert finished[0] > 0 and len(set(finished)) == 3  # when each finished, from the run's start
+    assert "finished_s" not in manifest["failed"]["broken.jpg"]
     assert _leftovers(out) == []
 
 

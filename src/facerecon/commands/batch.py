@@ -190,7 +190,9 @@ def find_images(input_dir: str | os.PathLike, exclude: str | os.PathLike | None 
 
 class Manifest:
     """OUT/manifest.json: {"format", "mode", "done": {source: summary}, "failed": {source: error}},
-    rewritten whole through a temporary file and a rename after every change."""
+    rewritten whole through a temporary file and a rename after every change. A summary holds the
+    worker's result (`reconstruct_item`: files, seconds, ...) and `finished_s`, when the photo
+    finished in seconds since the start of the run that did it."""
 
     def __init__(self, out: Path, mode: str) -> None:
         self.path = out / MANIFEST
@@ -296,6 +298,8 @@ def batch_command(input_dir: str, out: str, workers: int = 1, mode: str = "fast"
                 results = (_run_ray(ray_address, jobs, workers, mode, model, worker) if ray_address
                            else _run_local(jobs, workers, mode, model, worker))
                 for item, result in results:
+                    if "error" not in result:  # when it finished, seconds since this run began
+                        result = {**result, "finished_s": round(time.perf_counter() - t0, 3)}
                     manifest.record(item, result)
                     finished += 1
                     bar.update(1)
