@@ -61,8 +61,9 @@ def photos(folder: Path, n: int) -> list[Path]:
     out = []
     for i in range(n):
         img = base[:, ::-1] if i % 2 else base
-        c = 8 * (i // 2)
-        img = np.ascontiguousarray(img[c: 512 - c, c: 512 - c])
+        # 12 crops (the face stays whole), then the crop window shifted by 4 px for the next 24
+        c, shift = 8 * (i // 2 % 12), 4 * (i // 24)
+        img = np.ascontiguousarray(img[c: 512 - c, max(0, c - shift): 512 - c - shift])
         out.append(folder / f"photo{i:02d}.jpg")
         Image.fromarray(img).save(out[-1], quality=92)
     return out
