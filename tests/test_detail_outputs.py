@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,3 +94,23 @@ def test_without_a_metric_scale_only_the_glb_and_mtl_change(ict_model, ict_head,
     assert (tmp_path / "mesh.ply").read_bytes() == ply
     assert "norm normals.png" in (tmp_path / "mesh.mtl").read_text()
     assert "metric" not in json.loads((tmp_path / "params.json").read_text())
+
+
+def test_save_with_extras_writes_each_mesh_once_and_the_same_files(ict_model, ict_head, tmp_path, monkeypatch):
+    from facerecon.detail_outputs import save_with_extras
+    from facerecon.io import Mesh
+
+    rec = _reconstruction(ict_model, ict_head)
+    rec.save(tmp_path / "two_steps")
+    write_extras(rec, tmp_path / "two_steps")
+    exported: list[str] = []
+    real_export = Mesh.export
+    monkeypatch.setattr(Mesh, "export", lambda self, path: exported.append(Path(path).suffix) or real_export(self, path))
+    paths = save_with_extras(rec, tmp_path / "once")
+    assert sorted(exported) == [".glb", ".obj", ".ply"]  # one write each
+    one, two = tmp_path / "once", tmp_path / "two_steps"
+    assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in two.iterdir())
+    assert {p.name for p in paths.values()} == {p.name for p in one.iterdir()}
+    for name in ("mesh.glb", "mesh.obj", "mesh.ply", "mesh.mtl", "normals.png", "displacement.png", "uncertainty.ply"):
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    assert json.loads((one / "params.json").read_text())["metric"] == json.loads((two / "params.json").read_text())["metric"]

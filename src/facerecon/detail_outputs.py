@@ -1,7 +1,8 @@
 """The extra outputs of issue 20 for one `Reconstruction`: fine detail maps, per-vertex uncertainty,
 metric scale and gaze, written beside what `Reconstruction.save` writes.
 
-    paths = write_extras(rec, "out/", detail=True, metric=True)
+    paths = save_with_extras(rec, "out/", detail=True, metric=True)   # rec.save with the extras
+    paths = write_extras(rec, "out/", detail=True, metric=True)       # beside an earlier rec.save
 
 Files: displacement.png (16-bit, mm = offset + scale * value, the scale in extras.json's and
 params.json's `displacement`; in the model's own UV layout), normals.png (tangent-space normal map
@@ -11,15 +12,15 @@ uncertainty.png (that heat map drawn over the photo), extras.json (`displacement
 `uncertainty`, `metric_scale`, `metric_scale_std`, `gaze`; what could not be computed is an
 {"unavailable": why} entry, never a missing key or a traceback).
 
-The meshes `Reconstruction.save` wrote are written again when the extras change them: with a
-normal map, mesh.glb carries it as its material's `normalTexture` and mesh.mtl names it (`norm`,
+The meshes carry what the extras change (`save_with_extras` writes each once; `write_extras`
+after `Reconstruction.save` writes them again): with a normal map, mesh.glb carries it as its material's `normalTexture` and mesh.mtl names it (`norm`,
 `map_Bump`); with a metric scale, mesh.obj / .ply / .glb and uncertainty.ply are in true mm (every
 position times `metric_scale`) and params.json's `metric` says so.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,10 +60,11 @@ def _unavailable(err: Exception) -> dict:
 NORMAL_MAP_SIZE = 512  # texels per side of normals.png (the atlas; the face gets about 60 % of it)
 
 
-def write_detail(rec: "Reconstruction", folder: Path,
-                 config: DetailConfig | None = None) -> tuple[dict, dict, np.ndarray | None]:
+def write_detail(rec: "Reconstruction", folder: Path, config: DetailConfig | None = None,
+                 write_normals: bool = True) -> tuple[dict, dict, np.ndarray | None]:
     """displacement.png and normals.png; (paths, extras entries, the normal map in the mesh's atlas).
-    Needs a full-mode fit (light, albedo)."""
+    Needs a full-mode fit (light, albedo). `write_normals=False`: normals.png is left to the mesh
+    export that carries the map (its path is still returned)."""
     cfg = config or DetailConfig()
     model = rec.model
     verts = rec.vertices()
@@ -85,7 +87,8 @@ def write_detail(rec: "Reconstruction", folder: Path,
     if atlas is not None:
         nmap = atlas_normal_map(model, verts, det, atlas, NORMAL_MAP_SIZE)
         paths["normals"] = folder / "normals.png"
-        save_image(paths["normals"], nmap)
+        if write_normals:
+            save_image(paths["normals"], nmap)
         info["normal_map"] = {"file": "normals.png", "uv": "the mesh files' atlas (mesh.obj vt, mesh.glb TEXCOORD_0)",
                               "convention": "tangent space, +y up the image (OpenGL / glTF)"}
     return paths, {"displacement": entry, "detail": info}, nmap
@@ -154,13 +157,9 @@ def metric_and_gaze(rec: "Reconstruction", iris_mm: float = IRIS_DIAMETER_MM,
     return out
 
 
-def rewrite_meshes(rec: "Reconstruction", folder: Path, normal_map: np.ndarray | None = None,
-                   metric_scale: float = 1.0) -> dict[str, Path]:
-    """The mesh files again, with `normal_map` ((S, S, 3) in the atlas of `rec.texture_uv()`, already
-    written as normals.png) and every position times `metric_scale`: all of them when the scale
-    changes them, else mesh.glb and mesh.mtl only (mesh.obj and mesh.ply do not change)."""
-    from .io.obj import mtl_text
-
+def output_mesh(rec: "Reconstruction", normal_map: np.ndarray | None = None, metric_scale: float = 1.0):
+    """`rec.mesh` with `normal_map` ((S, S, 3) in the atlas of `rec.texture_uv()`, as normals.png)
+    and every position times `metric_scale` (the same object when neither changes it)."""
     mesh = rec.mesh
     png = mesh._png
     if metric_scale != 1.0:
@@ -170,6 +169,16 @@ def rewrite_meshes(rec: "Reconstruction", folder: Path, normal_map: np.ndarray |
     if normal_map is not None:
         mesh = replace(mesh, normal_map=normal_map, normal_map_file="normals.png")
     mesh._png = png  # the texture is the same: encoded once (as Mesh.compact keeps it)
+    return mesh
+
+
+def rewrite_meshes(rec: "Reconstruction", folder: Path, normal_map: np.ndarray | None = None,
+                   metric_scale: float = 1.0) -> dict[str, Path]:
+    """The mesh files again (after `Reconstruction.save`), as `output_mesh` makes them: all of them
+    when the scale changes them, else mesh.glb and mesh.mtl only (mesh.obj and mesh.ply do not change)."""
+    from .io.obj import mtl_text
+
+    mesh = output_mesh(rec, normal_map, metric_scale)
     formats = supported_formats() if metric_scale != 1.0 else ["glb"]
     paths = {fmt: mesh.export(folder / f"mesh.{fmt}") for fmt in formats}
     if metric_scale == 1.0 and mesh.texture is not None and (folder / "mesh.mtl").is_file():
@@ -198,10 +207,22 @@ def _update_params(folder: Path, extras: dict, scaled: bool) -> None:
     path.write_text(json.dumps(params, indent=1))
 
 
-def write_extras(rec: "Reconstruction", folder: str | Path, detail: bool = True, metric: bool = True,
-                 uncertainty: bool = True, detail_config: DetailConfig | None = None) -> dict[str, Path]:
-    """Write the extra outputs (module docstring) into `folder`; returns their paths by name ("extras":
-    extras.json), with the meshes' paths when they were written again."""
+@dataclass
+class Extras:
+    """What `compute_extras` made: the files it wrote by name, the extras.json entries, the normal map
+    in the meshes' atlas (or None) and the scale the meshes take (1.0: none)."""
+
+    paths: dict[str, Path]
+    entries: dict
+    normal_map: np.ndarray | None
+    metric_scale: float
+
+
+def compute_extras(rec: "Reconstruction", folder: str | Path, detail: bool = True, metric: bool = True,
+                   uncertainty: bool = True, detail_config: DetailConfig | None = None,
+                   write_normals: bool = True) -> Extras:
+    """The extra outputs (module docstring) written into `folder`, all but the meshes and params.json
+    (which the caller writes with them: `save_with_extras`, `write_extras`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
@@ -212,7 +233,7 @@ def write_extras(rec: "Reconstruction", folder: str | Path, detail: bool = True,
     nmap = None
     if detail:
         try:
-            p, e, nmap = write_detail(rec, folder, detail_config)
+            p, e, nmap = write_detail(rec, folder, detail_config, write_normals=write_normals)
         except FaceReconError as err:
             p, e = {}, {"detail": _unavailable(err)}
         paths.update(p)
@@ -224,9 +245,32 @@ def write_extras(rec: "Reconstruction", folder: str | Path, detail: bool = True,
             p, e = {}, {"uncertainty": _unavailable(err)}
         paths.update(p)
         extras.update(e)
-    if nmap is not None or scale != 1.0:
-        paths.update(rewrite_meshes(rec, folder, nmap, scale))
-    _update_params(folder, extras, scale != 1.0)
     paths["extras"] = folder / "extras.json"
     paths["extras"].write_text(json.dumps(extras, indent=1))
+    return Extras(paths, extras, nmap, scale)
+
+
+def save_with_extras(rec: "Reconstruction", folder: str | Path, detail: bool = True, metric: bool = True,
+                     uncertainty: bool = True, detail_config: DetailConfig | None = None) -> dict[str, Path]:
+    """`rec.save(folder)` with the extra outputs, each mesh written once (with the normal map and in
+    true mm where the extras say so); returns every path by name."""
+    folder = Path(folder)
+    ex = compute_extras(rec, folder, detail, metric, uncertainty, detail_config, write_normals=False)
+    paths = rec.save(folder, mesh=output_mesh(rec, ex.normal_map, ex.metric_scale))
+    _update_params(folder, ex.entries, ex.metric_scale != 1.0)
+    paths.update(ex.paths)
+    return paths
+
+
+def write_extras(rec: "Reconstruction", folder: str | Path, detail: bool = True, metric: bool = True,
+                 uncertainty: bool = True, detail_config: DetailConfig | None = None) -> dict[str, Path]:
+    """Write the extra outputs (module docstring) into `folder` beside what `rec.save` wrote there,
+    writing the meshes again where the extras change them; returns their paths by name
+    ("extras": extras.json), with the meshes' paths when they were written again."""
+    folder = Path(folder)
+    ex = compute_extras(rec, folder, detail, metric, uncertainty, detail_config)
+    paths = dict(ex.paths)
+    if ex.normal_map is not None or ex.metric_scale != 1.0:
+        paths.update(rewrite_meshes(rec, folder, ex.normal_map, ex.metric_scale))
+    _update_params(folder, ex.entries, ex.metric_scale != 1.0)
     return paths

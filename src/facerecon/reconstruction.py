@@ -471,15 +471,16 @@ class Reconstruction:
         if not self.state.is_finite() or not np.isfinite(self.vertices()).all():
             raise FitError("the reconstruction has NaN or inf values; nothing was written")
 
-    def save(self, folder: str | Path) -> dict[str, Path]:
+    def save(self, folder: str | Path, mesh: Mesh | None = None) -> dict[str, Path]:
         """Write mesh.obj (+ mesh.mtl, albedo.png), mesh.ply, mesh.glb, params.json, overlay.png and
-        landmarks.json into `folder`; returns the paths by name."""
+        landmarks.json into `folder`; returns the paths by name. `mesh`: what the mesh files hold
+        (default `self.mesh`; `detail_outputs.save_with_extras` passes it with a normal map or scaled)."""
         from .io.images import save_image
 
         self.check_finite()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        mesh = self.mesh
+        mesh = self.mesh if mesh is None else mesh
         paths = {fmt: mesh.export(folder / f"mesh.{fmt}") for fmt in supported_formats()}
         if (folder / "mesh.mtl").is_file():
             paths["mtl"] = folder / "mesh.mtl"

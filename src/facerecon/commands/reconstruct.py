@@ -112,7 +112,7 @@ def _run(todo: list[tuple[str, Path]], out_root: Path, mode: str, device: str, m
                 for k, r in enumerate(results):
                     score_identity(r)
                     target = folder if len(results) == 1 else folder / f"face{k}"
-                    paths = save_whole(r, target, extras=_extras(detail, metric))
+                    paths = save_whole(r, target, write=_writer(detail, metric))
                     files = sorted(p.name for p in paths.values())
                     summary.append({"image": name, "face": k, "out": str(target), "mode": mode,
                                     "pose_deg": [round(x, 2) for x in r.pose_deg],
@@ -131,20 +131,20 @@ def _run(todo: list[tuple[str, Path]], out_root: Path, mode: str, device: str, m
     return first_error
 
 
-def _extras(detail: bool, metric: bool):
-    """The `--detail` / `--metric` post-step (detail_outputs.write_extras), or None."""
+def _writer(detail: bool, metric: bool):
+    """`rec.save` with the `--detail` / `--metric` outputs (detail_outputs.save_with_extras), or None."""
     if not (detail or metric):
         return None
-    from ..detail_outputs import write_extras
+    from ..detail_outputs import save_with_extras
 
-    return lambda rec, folder: write_extras(rec, folder, detail=detail, metric=metric, uncertainty=detail)
+    return lambda rec, folder: save_with_extras(rec, folder, detail=detail, metric=metric, uncertainty=detail)
 
 
-def save_whole(rec, target: str | os.PathLike, extras=None) -> dict:
+def save_whole(rec, target: str | os.PathLike, write=None) -> dict:
     """`rec.save` into a temporary sibling of `target`, renamed to `target` once complete.
 
-    `extras(rec, folder) -> {name: path}` writes more files into the same folder first (the
-    `--detail` / `--metric` outputs), so they appear whole with the rest.
+    `write(rec, folder) -> {name: path}` replaces `rec.save` (e.g. `detail_outputs.save_with_extras`
+    for the `--detail` / `--metric` outputs), so whatever it writes appears whole.
 
     An existing `target` that holds only a previous result's files is swapped for the new one; one
     that holds other files too (`-o .`) keeps them, and the new files are moved in one by one with
@@ -157,9 +157,7 @@ def save_whole(rec, target: str | os.PathLike, extras=None) -> dict:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _new_sibling(target, "partial")
     try:
-        paths = rec.save(tmp)
-        if extras is not None:
-            paths.update(extras(rec, tmp))
+        paths = rec.save(tmp) if write is None else write(rec, tmp)
         if not target.exists():
             os.replace(tmp, target)
         elif target.is_dir() and {p.name for p in target.iterdir()} <= _RESULT_FILES:
