@@ -135,6 +135,91 @@ def make_face(model, rng, size: int, amplitude: float, image_size: int = 512):
                                         displacement=d_s, normal_map=n_hi, map_mask=maps.inside)
 
 
+def planted_fold(positions: np.ndarray, region: np.ndarray, centre_mm: np.ndarray, direction: np.ndarray,
+                 length_mm: float, width_mm: float, depth_mm: float) -> np.ndarray:
+    """(S, S) an expression fold on the texels of `region`: a groove `depth_mm` deep (Gaussian
+    profile of std `width_mm`) along the model-space segment of `length_mm` through `centre_mm`
+    (3,) in `direction` (3,), its ends rounded."""
+    t = direction / np.linalg.norm(direction)
+    rel = positions - centre_mm
+    along = np.clip(rel @ t, -length_mm / 2, length_mm / 2)
+    dist = np.linalg.norm(rel - along[..., None] * t, axis=-1)
+    return np.where(region, -depth_mm * np.exp(-0.5 * (dist / width_mm) ** 2), 0.0)
+
+
+def make_person(model, rng, size: int, amplitude: float, n_photos: int = 3, image_size: int = 512,
+                fold_mm: float = 0.6, fold_width_mm: float = 2.5):
+    """One synthetic person seen in `n_photos` photos: a planted static displacement (as `make_face`)
+    shared by all, plus in photo k a different expression fold (`planted_fold`: `fold_mm` deep, 1.2
+    mm wide, 20 mm long, at least 8 mm from the feature edges and off the midline, where the photo
+    sees the skin nearly face on), each photo with its own pose (yaw spread over -25..25 deg), light and a small random
+    expression. Returns (images, truths, static (S, S) at the fit's size); each truth holds the
+    photo's coarse shape/state/albedo, `dynamic` (S, S) its planted fold and `displacement` the
+    photo's full planted map."""
+    from facerecon.render import euler_deg_to_matrix, matrix_to_axis_angle
+
+    alpha = rng.normal(0, 1, model.num_identity)
+    albedo = np.clip(np.array([0.72, 0.52, 0.42]) * rng.uniform(0.7, 1.1)
+                     + 0.03 * rng.normal(size=(model.num_vertices, 3)), 0.05, 1.0)
+    hi = 4 * size
+    with torch.no_grad():
+        neutral = model.vertices(torch.as_tensor(alpha[None], dtype=model.dtype))[0].double().numpy()
+    nmaps = uv_maps(model, neutral, hi, "narrow_face")
+    region = nmaps.region[0].numpy()
+    pos = nmaps.positions[0].double().numpy()
+    static_hi = planted_displacement(pos, region, nmaps.texel_mm(), rng, amplitude)
+    # fold centres: skin of the region (on the neutral face) 8 mm from the feature edges and the region's
+    # edge, off the midline
+    from scipy.ndimage import distance_transform_edt
+
+    with torch.no_grad():
+        fp = model.landmark_points(torch.as_tensor(neutral[None], dtype=model.dtype),
+                                   load_correspondence(model))[0].double().numpy()
+    skin = region & ~feature_mask(pos, fp)
+    inner = distance_transform_edt(skin) * nmaps.texel_mm() > 8.0
+    mid = pos[region][:, 0].mean()
+    candidates = inner & (np.abs(pos[..., 0] - mid) > 15.0)
+    yaws = np.linspace(-25, 25, n_photos) if n_photos > 1 else np.zeros(1)
+    images, truths = [], []
+    for k in range(n_photos):
+        expr = np.zeros(model.num_expression)
+        picks = rng.choice(model.num_expression, 3, replace=False)
+        expr[picks] = rng.uniform(0.0, 0.35, 3)
+        with torch.no_grad():
+            verts = model.vertices(torch.as_tensor(alpha[None], dtype=model.dtype),
+                                   torch.as_tensor(expr[None], dtype=model.dtype))[0].double().numpy()
+        yaw, pitch = yaws[k] + rng.uniform(-4, 4), rng.uniform(-10, 10)
+        rot = matrix_to_axis_angle(euler_deg_to_matrix(torch.tensor([[yaw, pitch, 0.0]],
+                                                                    dtype=torch.float64)))[0].numpy()
+        focal = image_size * rng.uniform(1.0, 1.8)
+        depth = focal * 180.0 / (0.55 * image_size)
+        state = FaceState.single(alpha, expr, rot, np.array([0.0, 10.0, -depth]), focal,
+                                 np.array([image_size / 2] * 2), (image_size, image_size), sh=random_sh(rng))
+        maps = uv_maps(model, verts, hi, "narrow_face")
+        # the fold is placed where this photo sees the skin nearly face on
+        facing = (maps.normals[0].double().numpy() @ state.params.rotation_matrix(0).T)[..., 2]
+        side = pos[candidates & (facing > 0.9)]
+        angle = rng.uniform(0, np.pi)
+        bump_hi = planted_fold(pos, region, side[rng.integers(len(side))], np.array([np.cos(angle), np.sin(angle), 0.0]),
+                               20.0, fold_width_mm, fold_mm)
+        d_hi = static_hi + bump_hi
+        n_hi = bump_normals(maps.positions.double(), maps.normals.double(), torch.as_tensor(d_hi[None]), maps.inside)
+        tris = torch.as_tensor(visible_triangles(model))
+        with torch.no_grad():
+            img = render_normal_mapped(torch.as_tensor(verts[None]), tris, state.pinhole(dtype=torch.float64),
+                                       torch.as_tensor(albedo), torch.as_tensor(state.appearance.sh), model.uv.double(),
+                                       model.uv_triangles[torch.as_tensor(visible_triangle_ids(model))], n_hi,
+                                       maps.inside)[0].numpy()
+        img = np.round(np.clip(img + rng.normal(0, 0.005, img.shape), 0, 1) * 255) / 255
+        n_s = torch.nn.functional.normalize(n_hi[0].reshape(size, 4, size, 4, 3).mean((1, 3)), dim=-1).numpy()
+        images.append(img.astype(np.float32))
+        truths.append(dict(verts=verts, state=state, albedo=albedo, normals=n_s,
+                           displacement=d_hi.reshape(size, 4, size, 4).mean((1, 3)),
+                           dynamic=bump_hi.reshape(size, 4, size, 4).mean((1, 3)), normal_map=n_hi,
+                           map_mask=maps.inside))
+    return images, truths, static_hi.reshape(size, 4, size, 4).mean((1, 3))
+
+
 def normal_image(model, verts, state, normal_map, map_mask, weight):
     """(H, W, 3) camera-space unit normals per pixel of the normal-mapped mesh and (H, W) per-vertex
     `weight` interpolated (an SH light that picks the x, y, z basis functions makes the image the normal)."""
