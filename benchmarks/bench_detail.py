@@ -24,7 +24,12 @@ each face-region vertex's true position lies within 2 sigma along its normal (mo
 fit's pose is marginalised in the posterior), with the fit's assumed landmark noise and with the
 noise scale measured from the fit's residuals.
 
+Several photos of one person (`--only multi`): a shared planted static map plus a different
+expression fold per photo (`make_person`); the static map of `fitting.person_detail` from 1, 2, 3
+photos against the planted one, and each photo's normal error against the coarse fit's.
+
     PYTHONPATH=src FACERECON_MODEL_DIR=/work/shared/models python benchmarks/bench_detail.py --faces 10
+    PYTHONPATH=src FACERECON_MODEL_DIR=/work/shared/models python benchmarks/bench_detail.py --only multi --people 4
 """
 from __future__ import annotations
 
@@ -387,6 +392,65 @@ def run_detail(model, n_faces: int, size: int, seed: int, settings=("oracle", "f
               f"no-detail map rms {max(x[7] for x in z):.3f} mm; fit time median {np.median([x[8] for x in r + z]):.2f} s")
 
 
+def run_multi(model, n_people: int, size: int, seed: int) -> None:
+    """The several-photo detail fit (`fitting.person_detail`) against one-photo fits, "oracle" coarse
+    shapes: people of `make_person` (3 photos, yaw about -25 / 0 / +25, own light and expression,
+    a per-photo fold). Scored: corr(static map, planted static) over the texels some photo shows,
+    and per photo the per-texel normal error of its map (one photo: `fit_detail`'s; several: the
+    combined static + dynamic) over the coarse normal error. 1 photo: each photo alone (mean); 2:
+    the two side views; 3: all."""
+    from facerecon.fitting.person_detail import DetailPhoto, PersonDetailConfig, fit_person_detail
+
+    corr = load_correspondence(model)
+    cfg = DetailConfig(size=size)
+    vis_tris = visible_triangles(model)
+    rows = {1: [], 2: [], 3: []}
+    for i in range(n_people):
+        rng = np.random.default_rng([seed, 4000 + i])
+        images, truths, static = make_person(model, rng, size, rng.uniform(0.3, 1.0), 3, fold_mm=0.6,
+                                             fold_width_mm=2.0)
+        photos = []
+        for img, t in zip(images, truths):
+            with torch.no_grad():
+                fp = model.landmark_points(torch.as_tensor(t["verts"][None], dtype=model.dtype), corr)[0].double().numpy()
+            photos.append(DetailPhoto(t["verts"], t["state"], img, t["albedo"], t["state"].appearance.sh[0], fp))
+
+        def normal_ratio(k, d, seen):
+            maps = uv_maps(model, truths[k]["verts"], size)
+            n = maps.normals.double()
+            fitted = bump_normals(maps.positions.double(), n, torch.as_tensor(d[None]).double(), maps.inside)[0].numpy()
+            return angle_deg(fitted[seen], truths[k]["normals"][seen]).mean() / \
+                angle_deg(n[0].numpy()[seen], truths[k]["normals"][seen]).mean()
+
+        line = []
+        for n_photos, subset in ((1, None), (2, (0, 2)), (3, (0, 1, 2))):
+            t0 = time.perf_counter()
+            if subset is None:
+                c, r = [], []
+                for k, p in enumerate(photos):
+                    det = fit_detail(model, p.vertices, p.state, p.photo, p.albedo, sh=p.sh, config=cfg,
+                                     triangles=vis_tris, feature_points=p.feature_points)
+                    c.append(float(np.corrcoef(static[det.seen], det.displacement[det.seen])[0, 1]))
+                    r.append(normal_ratio(k, det.displacement, det.seen))
+                sec = (time.perf_counter() - t0) / len(photos)
+            else:
+                fit = fit_person_detail(model, [photos[k] for k in subset], PersonDetailConfig(cfg), triangles=vis_tris)
+                m = fit.static.seen
+                c = [float(np.corrcoef(static[m], fit.static.displacement[m])[0, 1])]
+                r = [normal_ratio(k, fit.combined(j).displacement, fit.seen[j]) for j, k in enumerate(subset)]
+                sec = time.perf_counter() - t0
+            rows[n_photos].append((np.mean(c), np.mean(r), sec))
+            line.append(f"{n_photos} photo(s): corr(static) {np.mean(c):.3f}, normal error fit/coarse {np.mean(r):.3f} "
+                        f"({sec:.1f} s)")
+        print(f"person {i} | " + " | ".join(line), flush=True)
+    for n_photos, r in rows.items():
+        c = np.array([x[0] for x in r])
+        ratio = np.array([x[1] for x in r])
+        print(f"[multi, {n_photos} photo(s)] {len(r)} people: static corr with the planted map mean {c.mean():.3f} "
+              f"(min {c.min():.3f}); per-texel normal error vs the coarse fit {ratio.mean():.3f} (drop "
+              f"{100 * (1 - ratio.mean()):.1f} %); fit time median {np.median([x[2] for x in r]):.1f} s", flush=True)
+
+
 def run_metric(model, n_faces: int, seed: int) -> None:
     """Scale error and 2-sigma coverage of `estimate_metric_scale` on simulated iris points."""
     from facerecon.fitting.gaze import eyes
@@ -574,12 +638,15 @@ def main() -> None:
     ap.add_argument("--detected-faces", type=int, default=20)
     ap.add_argument("--settings", default="oracle,fitted,full",
                     help="coarse shapes for the detail fit: the truth, the fast fit, the pipeline's full mode")
-    ap.add_argument("--only", choices=("detail", "metric", "metric-detected", "uncertainty"), default=None)
+    ap.add_argument("--only", choices=("detail", "multi", "metric", "metric-detected", "uncertainty"), default=None)
+    ap.add_argument("--people", type=int, default=4, help="synthetic people of the several-photo detail run")
     args = ap.parse_args()
     model = load_model("ict")
     torch.set_num_threads(2)
     if args.only in (None, "detail"):
         run_detail(model, args.faces, args.size, args.seed, tuple(args.settings.split(",")))
+    if args.only in (None, "multi"):
+        run_multi(model, args.people, args.size, args.seed)
     if args.only in (None, "metric"):
         run_metric(model, args.metric_faces, args.seed)
     if args.only in (None, "metric-detected"):
