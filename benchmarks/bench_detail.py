@@ -24,7 +24,12 @@ each face-region vertex's true position lies within 2 sigma along its normal (mo
 fit's pose is marginalised in the posterior), with the fit's assumed landmark noise and with the
 noise scale measured from the fit's residuals.
 
+Several photos of one person (`--only multi`): a shared planted static map plus a different
+expression fold per photo (`make_person`); the static map of `fitting.person_detail` from 1, 2, 3
+photos against the planted one, and each photo's normal error against the coarse fit's.
+
     PYTHONPATH=src FACERECON_MODEL_DIR=/work/shared/models python benchmarks/bench_detail.py --faces 10
+    PYTHONPATH=src FACERECON_MODEL_DIR=/work/shared/models python benchmarks/bench_detail.py --only multi --people 4
 """
 from __future__ import annotations
 
@@ -133,6 +138,91 @@ def make_face(model, rng, size: int, amplitude: float, image_size: int = 512):
     d_s = d_hi.reshape(size, 4, size, 4).mean((1, 3))
     return img.astype(np.float32), dict(alpha=alpha, verts=verts, state=state, albedo=albedo, normals=n_s,
                                         displacement=d_s, normal_map=n_hi, map_mask=maps.inside)
+
+
+def planted_fold(positions: np.ndarray, region: np.ndarray, centre_mm: np.ndarray, direction: np.ndarray,
+                 length_mm: float, width_mm: float, depth_mm: float) -> np.ndarray:
+    """(S, S) an expression fold on the texels of `region`: a groove `depth_mm` deep (Gaussian
+    profile of std `width_mm`) along the model-space segment of `length_mm` through `centre_mm`
+    (3,) in `direction` (3,), its ends rounded."""
+    t = direction / np.linalg.norm(direction)
+    rel = positions - centre_mm
+    along = np.clip(rel @ t, -length_mm / 2, length_mm / 2)
+    dist = np.linalg.norm(rel - along[..., None] * t, axis=-1)
+    return np.where(region, -depth_mm * np.exp(-0.5 * (dist / width_mm) ** 2), 0.0)
+
+
+def make_person(model, rng, size: int, amplitude: float, n_photos: int = 3, image_size: int = 512,
+                fold_mm: float = 0.6, fold_width_mm: float = 2.5):
+    """One synthetic person seen in `n_photos` photos: a planted static displacement (as `make_face`)
+    shared by all, plus in photo k a different expression fold (`planted_fold`: `fold_mm` deep, 1.2
+    mm wide, 20 mm long, at least 8 mm from the feature edges and off the midline, where the photo
+    sees the skin nearly face on), each photo with its own pose (yaw spread over -25..25 deg), light and a small random
+    expression. Returns (images, truths, static (S, S) at the fit's size); each truth holds the
+    photo's coarse shape/state/albedo, `dynamic` (S, S) its planted fold and `displacement` the
+    photo's full planted map."""
+    from facerecon.render import euler_deg_to_matrix, matrix_to_axis_angle
+
+    alpha = rng.normal(0, 1, model.num_identity)
+    albedo = np.clip(np.array([0.72, 0.52, 0.42]) * rng.uniform(0.7, 1.1)
+                     + 0.03 * rng.normal(size=(model.num_vertices, 3)), 0.05, 1.0)
+    hi = 4 * size
+    with torch.no_grad():
+        neutral = model.vertices(torch.as_tensor(alpha[None], dtype=model.dtype))[0].double().numpy()
+    nmaps = uv_maps(model, neutral, hi, "narrow_face")
+    region = nmaps.region[0].numpy()
+    pos = nmaps.positions[0].double().numpy()
+    static_hi = planted_displacement(pos, region, nmaps.texel_mm(), rng, amplitude)
+    # fold centres: skin of the region (on the neutral face) 8 mm from the feature edges and the region's
+    # edge, off the midline
+    from scipy.ndimage import distance_transform_edt
+
+    with torch.no_grad():
+        fp = model.landmark_points(torch.as_tensor(neutral[None], dtype=model.dtype),
+                                   load_correspondence(model))[0].double().numpy()
+    skin = region & ~feature_mask(pos, fp)
+    inner = distance_transform_edt(skin) * nmaps.texel_mm() > 8.0
+    mid = pos[region][:, 0].mean()
+    candidates = inner & (np.abs(pos[..., 0] - mid) > 15.0)
+    yaws = np.linspace(-25, 25, n_photos) if n_photos > 1 else np.zeros(1)
+    images, truths = [], []
+    for k in range(n_photos):
+        expr = np.zeros(model.num_expression)
+        picks = rng.choice(model.num_expression, 3, replace=False)
+        expr[picks] = rng.uniform(0.0, 0.35, 3)
+        with torch.no_grad():
+            verts = model.vertices(torch.as_tensor(alpha[None], dtype=model.dtype),
+                                   torch.as_tensor(expr[None], dtype=model.dtype))[0].double().numpy()
+        yaw, pitch = yaws[k] + rng.uniform(-4, 4), rng.uniform(-10, 10)
+        rot = matrix_to_axis_angle(euler_deg_to_matrix(torch.tensor([[yaw, pitch, 0.0]],
+                                                                    dtype=torch.float64)))[0].numpy()
+        focal = image_size * rng.uniform(1.0, 1.8)
+        depth = focal * 180.0 / (0.55 * image_size)
+        state = FaceState.single(alpha, expr, rot, np.array([0.0, 10.0, -depth]), focal,
+                                 np.array([image_size / 2] * 2), (image_size, image_size), sh=random_sh(rng))
+        maps = uv_maps(model, verts, hi, "narrow_face")
+        # the fold is placed where this photo sees the skin nearly face on
+        facing = (maps.normals[0].double().numpy() @ state.params.rotation_matrix(0).T)[..., 2]
+        side = pos[candidates & (facing > 0.9)]
+        angle = rng.uniform(0, np.pi)
+        bump_hi = planted_fold(pos, region, side[rng.integers(len(side))], np.array([np.cos(angle), np.sin(angle), 0.0]),
+                               20.0, fold_width_mm, fold_mm)
+        d_hi = static_hi + bump_hi
+        n_hi = bump_normals(maps.positions.double(), maps.normals.double(), torch.as_tensor(d_hi[None]), maps.inside)
+        tris = torch.as_tensor(visible_triangles(model))
+        with torch.no_grad():
+            img = render_normal_mapped(torch.as_tensor(verts[None]), tris, state.pinhole(dtype=torch.float64),
+                                       torch.as_tensor(albedo), torch.as_tensor(state.appearance.sh), model.uv.double(),
+                                       model.uv_triangles[torch.as_tensor(visible_triangle_ids(model))], n_hi,
+                                       maps.inside)[0].numpy()
+        img = np.round(np.clip(img + rng.normal(0, 0.005, img.shape), 0, 1) * 255) / 255
+        n_s = torch.nn.functional.normalize(n_hi[0].reshape(size, 4, size, 4, 3).mean((1, 3)), dim=-1).numpy()
+        images.append(img.astype(np.float32))
+        truths.append(dict(verts=verts, state=state, albedo=albedo, normals=n_s,
+                           displacement=d_hi.reshape(size, 4, size, 4).mean((1, 3)),
+                           dynamic=bump_hi.reshape(size, 4, size, 4).mean((1, 3)), normal_map=n_hi,
+                           map_mask=maps.inside))
+    return images, truths, static_hi.reshape(size, 4, size, 4).mean((1, 3))
 
 
 def normal_image(model, verts, state, normal_map, map_mask, weight):
@@ -300,6 +390,65 @@ def run_detail(model, n_faces: int, size: int, seed: int, settings=("oracle", "f
               f"{texel_floor.mean():.3f} (planted map on the coarse shape), per pixel {shape_ratio.mean():.3f}; "
               f"median corr(D) {np.median([x[6] for x in r]):.3f}; "
               f"no-detail map rms {max(x[7] for x in z):.3f} mm; fit time median {np.median([x[8] for x in r + z]):.2f} s")
+
+
+def run_multi(model, n_people: int, size: int, seed: int) -> None:
+    """The several-photo detail fit (`fitting.person_detail`) against one-photo fits, "oracle" coarse
+    shapes: people of `make_person` (3 photos, yaw about -25 / 0 / +25, own light and expression,
+    a per-photo fold). Scored: corr(static map, planted static) over the texels some photo shows,
+    and per photo the per-texel normal error of its map (one photo: `fit_detail`'s; several: the
+    combined static + dynamic) over the coarse normal error. 1 photo: each photo alone (mean); 2:
+    the two side views; 3: all."""
+    from facerecon.fitting.person_detail import DetailPhoto, PersonDetailConfig, fit_person_detail
+
+    corr = load_correspondence(model)
+    cfg = DetailConfig(size=size)
+    vis_tris = visible_triangles(model)
+    rows = {1: [], 2: [], 3: []}
+    for i in range(n_people):
+        rng = np.random.default_rng([seed, 4000 + i])
+        images, truths, static = make_person(model, rng, size, rng.uniform(0.3, 1.0), 3, fold_mm=0.6,
+                                             fold_width_mm=2.0)
+        photos = []
+        for img, t in zip(images, truths):
+            with torch.no_grad():
+                fp = model.landmark_points(torch.as_tensor(t["verts"][None], dtype=model.dtype), corr)[0].double().numpy()
+            photos.append(DetailPhoto(t["verts"], t["state"], img, t["albedo"], t["state"].appearance.sh[0], fp))
+
+        def normal_ratio(k, d, seen):
+            maps = uv_maps(model, truths[k]["verts"], size)
+            n = maps.normals.double()
+            fitted = bump_normals(maps.positions.double(), n, torch.as_tensor(d[None]).double(), maps.inside)[0].numpy()
+            return angle_deg(fitted[seen], truths[k]["normals"][seen]).mean() / \
+                angle_deg(n[0].numpy()[seen], truths[k]["normals"][seen]).mean()
+
+        line = []
+        for n_photos, subset in ((1, None), (2, (0, 2)), (3, (0, 1, 2))):
+            t0 = time.perf_counter()
+            if subset is None:
+                c, r = [], []
+                for k, p in enumerate(photos):
+                    det = fit_detail(model, p.vertices, p.state, p.photo, p.albedo, sh=p.sh, config=cfg,
+                                     triangles=vis_tris, feature_points=p.feature_points)
+                    c.append(float(np.corrcoef(static[det.seen], det.displacement[det.seen])[0, 1]))
+                    r.append(normal_ratio(k, det.displacement, det.seen))
+                sec = (time.perf_counter() - t0) / len(photos)
+            else:
+                fit = fit_person_detail(model, [photos[k] for k in subset], PersonDetailConfig(cfg), triangles=vis_tris)
+                m = fit.static.seen
+                c = [float(np.corrcoef(static[m], fit.static.displacement[m])[0, 1])]
+                r = [normal_ratio(k, fit.combined(j).displacement, fit.seen[j]) for j, k in enumerate(subset)]
+                sec = time.perf_counter() - t0
+            rows[n_photos].append((np.mean(c), np.mean(r), sec))
+            line.append(f"{n_photos} photo(s): corr(static) {np.mean(c):.3f}, normal error fit/coarse {np.mean(r):.3f} "
+                        f"({sec:.1f} s)")
+        print(f"person {i} | " + " | ".join(line), flush=True)
+    for n_photos, r in rows.items():
+        c = np.array([x[0] for x in r])
+        ratio = np.array([x[1] for x in r])
+        print(f"[multi, {n_photos} photo(s)] {len(r)} people: static corr with the planted map mean {c.mean():.3f} "
+              f"(min {c.min():.3f}); per-texel normal error vs the coarse fit {ratio.mean():.3f} (drop "
+              f"{100 * (1 - ratio.mean()):.1f} %); fit time median {np.median([x[2] for x in r]):.1f} s", flush=True)
 
 
 def run_metric(model, n_faces: int, seed: int) -> None:
@@ -489,12 +638,15 @@ def main() -> None:
     ap.add_argument("--detected-faces", type=int, default=20)
     ap.add_argument("--settings", default="oracle,fitted,full",
                     help="coarse shapes for the detail fit: the truth, the fast fit, the pipeline's full mode")
-    ap.add_argument("--only", choices=("detail", "metric", "metric-detected", "uncertainty"), default=None)
+    ap.add_argument("--only", choices=("detail", "multi", "metric", "metric-detected", "uncertainty"), default=None)
+    ap.add_argument("--people", type=int, default=4, help="synthetic people of the several-photo detail run")
     args = ap.parse_args()
     model = load_model("ict")
     torch.set_num_threads(2)
     if args.only in (None, "detail"):
         run_detail(model, args.faces, args.size, args.seed, tuple(args.settings.split(",")))
+    if args.only in (None, "multi"):
+        run_multi(model, args.people, args.size, args.seed)
     if args.only in (None, "metric"):
         run_metric(model, args.metric_faces, args.seed)
     if args.only in (None, "metric-detected"):

@@ -51,3 +51,14 @@ def test_a_bad_image_does_not_lose_the_good_ones(ict_dir, tmp_path, capsys):
     code = main(["reconstruct", str(tmp_path / "missing.png"), str(good), "-o", str(tmp_path / "out")])
     assert code == 4
     assert (tmp_path / "out" / "good" / "mesh.obj").is_file()
+
+
+def test_same_person_passes_detail_and_warns_that_metric_is_for_single_photos(monkeypatch, capsys):
+    import facerecon.commands.person as person
+
+    seen = {}
+    monkeypatch.setattr(person, "person_command", lambda *a, **kw: seen.update(args=a, kw=kw) or 0)
+    assert main(["reconstruct", "a.jpg", "b.jpg", "--same-person", "--mode", "full", "--detail", "-o", "out"]) == 0
+    assert seen["kw"]["detail"] is True and seen["args"][0] == ["a.jpg", "b.jpg"]
+    assert main(["reconstruct", "a.jpg", "b.jpg", "--same-person", "--metric", "-o", "out"]) == 0
+    assert seen["kw"]["detail"] is False and "--metric is for single photos" in capsys.readouterr().err

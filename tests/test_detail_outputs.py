@@ -114,3 +114,35 @@ def test_save_with_extras_writes_each_mesh_once_and_the_same_files(ict_model, ic
     for name in ("mesh.glb", "mesh.obj", "mesh.ply", "mesh.mtl", "normals.png", "displacement.png", "uncertainty.ply"):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
     assert json.loads((one / "params.json").read_text())["metric"] == json.loads((two / "params.json").read_text())["metric"]
+
+
+def test_person_detail_writes_the_static_map_and_each_photos_parts(ict_model, ict_head, tmp_path):
+    from facerecon.person import PersonReconstruction
+
+    recs = [_reconstruction(ict_model, ict_head), _reconstruction(ict_model, ict_head)]
+    person = PersonReconstruction(recs[0].state, recs, ["a", "b"], np.ones(2), np.zeros(2), np.zeros(2), [{}, {}],
+                                  mode="full")
+    paths = person.save(tmp_path, detail=True)
+    summary = json.loads((tmp_path / "person" / "person.json").read_text())
+    disp = summary["displacement"]
+    static = load_png16(tmp_path / "person" / "displacement.png", PngScale(disp["offset"], disp["scale"]))
+    assert static.shape == (disp["size"], disp["size"]) and np.abs(static).max() < 0.3
+    assert (tmp_path / "person" / "normals.png").is_file() and paths["person/displacement"].is_file()
+    assert set(summary["detail"]["photos"]) == {"a", "b"}
+    for name in ("a", "b"):
+        params = json.loads((tmp_path / name / "params.json").read_text())
+        for key in ("displacement", "displacement_dynamic"):
+            d = load_png16(tmp_path / name / params[key]["file"], PngScale(params[key]["offset"], params[key]["scale"]))
+            assert d.shape == static.shape
+        assert (tmp_path / name / "normals.png").is_file()
+        assert json.loads((tmp_path / name / "extras.json").read_text())["detail"]["static"] == "../person/displacement.png"
+
+
+def test_person_detail_in_fast_mode_says_why_not(ict_model, ict_head, tmp_path):
+    from facerecon.person import PersonReconstruction
+
+    recs = [_reconstruction(ict_model, ict_head, with_light=False)] * 2
+    person = PersonReconstruction(recs[0].state, recs, ["a", "b"], np.ones(2), np.zeros(2), np.zeros(2), [{}, {}])
+    person.save(tmp_path, detail=True)
+    summary = json.loads((tmp_path / "person" / "person.json").read_text())
+    assert "full" in summary["detail"]["unavailable"] and not (tmp_path / "person" / "displacement.png").exists()

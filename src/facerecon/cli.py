@@ -141,7 +141,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.same_person:
             from .commands.person import person_command
 
-            return person_command(images, args.out, args.mode, args.device, args.model, args.offline, args.json)
+            if args.metric:
+                print("facerecon: warning: --metric is for single photos; the --same-person result stays at the "
+                      "model's scale", file=sys.stderr)
+            return person_command(images, args.out, args.mode, args.device, args.model, args.offline, args.json,
+                                  detail=args.detail)
         return reconstruct_command(images, args.out, mode=args.mode, device=args.device, model=args.model,
                                    max_faces=args.max_faces, offline=args.offline, as_json=args.json,
                                    skip_existing=args.skip_existing, detail=args.detail, metric=args.metric)

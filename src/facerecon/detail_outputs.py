@@ -1,5 +1,6 @@
 """The extra outputs of issue 20 for one `Reconstruction`: fine detail maps, per-vertex uncertainty,
-metric scale and gaze, written beside what `Reconstruction.save` writes.
+metric scale and gaze, written beside what `Reconstruction.save` writes; and for several photos of
+one person (`write_person_detail`), the shared static detail map and each photo's dynamic part.
 
     paths = save_with_extras(rec, "out/", detail=True, metric=True)   # rec.save with the extras
     paths = write_extras(rec, "out/", detail=True, metric=True)       # beside an earlier rec.save
@@ -29,6 +30,7 @@ import torch
 
 from .errors import FaceReconError, FitError
 from .fitting.detail import DetailConfig, atlas_normal_map, fit_detail
+from .fitting.person_detail import PersonDetailConfig
 from .fitting.gaze import eyes, fit_gaze, iris_centre
 from .fitting.metric_scale import IRIS_DIAMETER_MM, IRIS_DIAMETER_STD_MM, estimate_metric_scale, model_size_std
 from .fitting.uncertainty import shape_posterior, vertex_uncertainty
@@ -40,6 +42,7 @@ from .landmarks import load_correspondence
 from .render import render_mesh
 
 if TYPE_CHECKING:
+    from .person import PersonReconstruction
     from .reconstruction import Reconstruction
 
 HIDDEN_GROUPS = ("M_EyeOcclusion", "M_LacrimalFluid", "M_EyeBlend")
@@ -60,6 +63,36 @@ def _unavailable(err: Exception) -> dict:
 NORMAL_MAP_SIZE = 512  # texels per side of normals.png (the atlas; the face gets about 60 % of it)
 
 
+def _displacement_entry(path: Path, d: np.ndarray, max_mm: float) -> dict:
+    """Write (S, S) `d` (mm) as a 16-bit PNG at `path`; its params/extras entry (offset, scale, layout)."""
+    scale = save_png16(path, d, -max_mm, max_mm)
+    return {"file": path.name, "units": "mm along the coarse normals = offset + scale * value",
+            **scale.to_dict(), "size": int(d.shape[0]),
+            "uv": "the model's own UV layout (not the mesh files' atlas), row 0 at v = 1"}
+
+
+def _normal_map(rec: "Reconstruction", verts: np.ndarray, det, folder: Path, paths: dict,
+                info: dict, write: bool = True) -> np.ndarray | None:
+    """normals.png of `det` on `verts` in the mesh's atlas (when it has one; written unless not
+    `write`: a mesh export that carries the map writes it); the map or None."""
+    atlas = rec.texture_uv()
+    if atlas is None:
+        return None
+    nmap = atlas_normal_map(rec.model, verts, det, atlas, NORMAL_MAP_SIZE)
+    paths["normals"] = folder / "normals.png"
+    if write:
+        save_image(paths["normals"], nmap)
+    info["normal_map"] = {"file": "normals.png", "uv": "the mesh files' atlas (mesh.obj vt, mesh.glb TEXCOORD_0)",
+                          "convention": "tangent space, +y up the image (OpenGL / glTF)"}
+    return nmap
+
+
+def _feature_points(model, verts: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model.landmark_points(torch.as_tensor(verts[None], dtype=model.dtype),
+                                     load_correspondence(model))[0].double().numpy()
+
+
 def write_detail(rec: "Reconstruction", folder: Path, config: DetailConfig | None = None,
                  write_normals: bool = True) -> tuple[dict, dict, np.ndarray | None]:
     """displacement.png and normals.png; (paths, extras entries, the normal map in the mesh's atlas).
@@ -70,28 +103,81 @@ def write_detail(rec: "Reconstruction", folder: Path, config: DetailConfig | Non
     verts = rec.vertices()
     if rec.sh is None:
         return {}, {"detail": {"unavailable": "fine detail needs the full mode's SH light (--mode full)"}}, None
-    with torch.no_grad():
-        feats = model.landmark_points(torch.as_tensor(verts[None], dtype=model.dtype),
-                                      load_correspondence(model))[0].double().numpy()
     det = fit_detail(model, verts, rec.state, rec.photo_float, rec.vertex_colors(), sh=rec.sh, config=cfg,
-                     triangles=_visible_triangles(model), feature_points=feats)
+                     triangles=_visible_triangles(model), feature_points=_feature_points(model, verts))
     paths = {"displacement": folder / "displacement.png"}
-    scale = save_png16(paths["displacement"], det.displacement, -det.max_mm, det.max_mm)
-    entry = {"file": "displacement.png", "units": "mm along the coarse normals = offset + scale * value",
-             **scale.to_dict(), "size": int(det.displacement.shape[0]),
-             "uv": "the model's own UV layout (not the mesh files' atlas), row 0 at v = 1"}
+    entry = _displacement_entry(paths["displacement"], det.displacement, det.max_mm)
     info = {"rms_mm": round(det.rms_mm(), 5), "texel_mm": round(det.texel_mm, 4), "seconds": round(det.seconds, 3),
             "texels_fitted": det.losses["final"]["texels_fitted"]}
-    atlas = rec.texture_uv()
-    nmap = None
-    if atlas is not None:
-        nmap = atlas_normal_map(model, verts, det, atlas, NORMAL_MAP_SIZE)
-        paths["normals"] = folder / "normals.png"
-        if write_normals:
-            save_image(paths["normals"], nmap)
-        info["normal_map"] = {"file": "normals.png", "uv": "the mesh files' atlas (mesh.obj vt, mesh.glb TEXCOORD_0)",
-                              "convention": "tangent space, +y up the image (OpenGL / glTF)"}
+    nmap = _normal_map(rec, verts, det, folder, paths, info, write=write_normals)
     return paths, {"displacement": entry, "detail": info}, nmap
+
+
+def write_person_detail(person: "PersonReconstruction", folders: list[Path], person_folder: Path,
+                        config: PersonDetailConfig | None = None) -> tuple[dict, dict]:
+    """The several-photo detail fit (`fitting.person_detail`) of a full-mode `PersonReconstruction`,
+    written beside what `PersonReconstruction.save` wrote; returns (paths, person.json entries).
+
+    `person_folder`: displacement.png, the shared static map (16-bit, scale in person.json's
+    `displacement`), and normals.png of it on the neutral mesh (mesh.glb / mesh.mtl carry it).
+    Each photo's folder (`folders`, in `person.photos`' order): displacement.png, that photo's
+    combined map D_static + D_photo (what explains the photo, so the file means what a one-photo
+    reconstruction's does; normals.png and the meshes use it), and displacement_dynamic.png, the
+    photo's expression-dependent part D_photo alone (0 off the texels it shows); both scales in its
+    params.json (`displacement`, `displacement_dynamic`) and extras.json. A photo that shows none
+    of the face region gets no maps (extras.json says why).
+    """
+    from .fitting.person_detail import DetailPhoto, fit_person_detail
+
+    recs = person.photos
+    if any(r.sh is None for r in recs):
+        return {}, {"detail": {"unavailable": "fine detail needs the full mode's SH light (--mode full)"}}
+    model = recs[0].model
+    photos = []
+    for r in recs:
+        verts = r.vertices()
+        photos.append(DetailPhoto(verts, r.state, r.photo_float, r.vertex_colors(), r.sh,
+                                  _feature_points(model, verts)))
+    fit = fit_person_detail(model, photos, config, triangles=_visible_triangles(model))
+    static = fit.static
+    paths = {"person/displacement": person_folder / "displacement.png"}
+    entry = _displacement_entry(paths["person/displacement"], static.displacement, static.max_mm)
+    info = {"static_rms_mm": round(static.rms_mm(), 5), "texel_mm": round(static.texel_mm, 4),
+            "seconds": round(fit.seconds, 3), "texels_seen_once": fit.losses["final"]["texels_seen_once"],
+            "texels_seen_twice_or_more": fit.losses["final"]["texels_seen_twice_or_more"],
+            "photos": {person.names[k]: {"dynamic_rms_mm": round(fit.dynamic_rms_mm(k), 5)} if fit.dynamic[k] is not None
+                       else _unavailable(FitError(fit.skipped[k])) for k in range(len(recs))},
+            "meaning": "displacement.png is the detail all photos share (static); each photo's folder holds its "
+                       "combined map (displacement.png) and its expression-dependent part (displacement_dynamic.png)"}
+    neutral = person._neutral_reconstruction()
+    found: dict = {}
+    nmap = _normal_map(neutral, neutral.vertices(), static, person_folder, found, info)
+    paths.update({f"person/{k}": v for k, v in found.items()})
+    if nmap is not None:
+        paths.update({f"person/{k}": v for k, v in rewrite_meshes(neutral, person_folder, nmap).items()})
+    for k, (rec, folder) in enumerate(zip(recs, folders)):
+        extras: dict = {}
+        if fit.dynamic[k] is None:
+            extras["detail"] = _unavailable(FitError(fit.skipped[k]))
+        else:
+            combined = fit.combined(k)
+            own = {"displacement": folder / "displacement.png", "displacement_dynamic": folder / "displacement_dynamic.png"}
+            extras["displacement"] = _displacement_entry(own["displacement"], combined.displacement, combined.max_mm)
+            extras["displacement"]["meaning"] = "this photo's detail: the person's static map + its dynamic part"
+            extras["displacement_dynamic"] = _displacement_entry(own["displacement_dynamic"], fit.dynamic[k],
+                                                                 combined.max_mm)
+            extras["displacement_dynamic"]["meaning"] = "the expression-dependent part alone (0 where unseen)"
+            detail = {"rms_mm": round(combined.rms_mm(), 5), "dynamic_rms_mm": round(fit.dynamic_rms_mm(k), 5),
+                      "static": "../person/displacement.png"}
+            pmap = _normal_map(rec, rec.vertices(), combined, folder, own, detail)
+            extras["detail"] = detail
+            if pmap is not None:
+                own.update(rewrite_meshes(rec, folder, pmap))
+            paths.update({f"{folder.name}/{n}": v for n, v in own.items()})
+        _update_params(folder, extras, False)
+        (folder / "extras.json").write_text(json.dumps(extras, indent=1))
+        paths[f"{folder.name}/extras"] = folder / "extras.json"
+    return paths, {"displacement": entry, "detail": info}
 
 
 def write_uncertainty(rec: "Reconstruction", folder: Path, metric_scale: float = 1.0) -> tuple[dict, dict]:
@@ -194,8 +280,9 @@ def _update_params(folder: Path, extras: dict, scaled: bool) -> None:
     if not path.is_file():
         return
     params = json.loads(path.read_text())
-    if "displacement" in extras:
-        params["displacement"] = extras["displacement"]
+    for key in ("displacement", "displacement_dynamic"):
+        if key in extras:
+            params[key] = extras[key]
     if "metric_scale" in extras:
         why = extras.get("metric", {}).get("unavailable", "")
         params["metric"] = {"metric_scale": extras["metric_scale"], "metric_scale_std": extras["metric_scale_std"],

@@ -182,9 +182,15 @@ class PersonReconstruction:
             "timings_s": {k: round(float(v), 5) for k, v in self.timings.items()},
         }
 
-    def save(self, folder: str | Path) -> dict[str, Path]:
+    def save(self, folder: str | Path, detail: bool = False, detail_config=None) -> dict[str, Path]:
         """Write `folder/person/` (mesh.obj/.ply/.glb, albedo.png, person.json) and one folder per
-        photo (`Reconstruction.save`, named after the photo); returns the paths by name."""
+        photo (`Reconstruction.save`, named after the photo); returns the paths by name.
+
+        With `detail` (full mode), also the several-photo fine detail
+        (`detail_outputs.write_person_detail`, `fitting.person_detail.PersonDetailConfig`
+        `detail_config`): person/displacement.png, the static map shared by all photos, and per photo
+        its combined map (displacement.png) and expression-dependent part (displacement_dynamic.png);
+        person.json's `displacement` / `detail` say how to read them, or why there is no detail."""
         folder = Path(folder)
         for rec in self.photos:
             rec.check_finite()
@@ -192,11 +198,23 @@ class PersonReconstruction:
         out.mkdir(parents=True, exist_ok=True)
         mesh = self.neutral_mesh()
         paths = {fmt: mesh.export(out / f"mesh.{fmt}") for fmt in supported_formats()}
-        paths["person"] = out / "person.json"
-        paths["person"].write_text(json.dumps(self.to_dict(), indent=1))
-        for name, rec in zip(photo_folders(self.names), self.photos):
+        folders = photo_folders(self.names)
+        for name, rec in zip(folders, self.photos):
             for key, p in rec.save(folder / name).items():
                 paths[f"{name}/{key}"] = p
+        summary = self.to_dict()
+        if detail:
+            from .detail_outputs import write_person_detail
+            from .errors import FaceReconError
+
+            try:
+                found, entries = write_person_detail(self, [folder / n for n in folders], out, detail_config)
+            except FaceReconError as err:
+                found, entries = {}, {"detail": {"unavailable": str(err)}}
+            paths.update(found)
+            summary.update(entries)
+        paths["person"] = out / "person.json"
+        paths["person"].write_text(json.dumps(summary, indent=1))
         return paths
 
 

@@ -21,8 +21,10 @@ from .reconstruct import EXAMPLE, _example_image, _new_sibling
 
 
 def person_command(images: list[str], out: str, mode: str = "fast", device: str = "cpu", model: str = "ict",
-                   offline: bool = False, as_json: bool = False) -> int:
-    """Reconstruct the one person in `images`; returns the exit code (see the module docstring)."""
+                   offline: bool = False, as_json: bool = False, detail: bool = False) -> int:
+    """Reconstruct the one person in `images`; returns the exit code (see the module docstring).
+    `detail` (full mode): the shared static detail map in OUT/person/, each photo's own part in its folder
+    (`PersonReconstruction.save`)."""
     if not images:
         print("facerecon: error: give at least one IMAGE (or --example astronaut)", file=sys.stderr)
         return 2
@@ -51,7 +53,7 @@ def person_command(images: list[str], out: str, mode: str = "fast", device: str 
     out_root = Path(out)
     tmp = _new_sibling(out_root, "partial")
     try:
-        result.save(tmp)
+        result.save(tmp, detail=detail)
         out_root.mkdir(parents=True, exist_ok=True)
         for entry in sorted(tmp.iterdir()):
             target = out_root / entry.name

@@ -260,29 +260,32 @@ def feature_mask(positions: np.ndarray, feature_points: np.ndarray, names: tuple
     return out
 
 
-def fit_detail(model: MorphableModel, vertices: np.ndarray, state: FaceState, photo: np.ndarray,
-               albedo: np.ndarray, sh: np.ndarray | None = None, config: DetailConfig | None = None,
-               triangles: np.ndarray | None = None, feature_points: np.ndarray | None = None) -> DetailMap:
-    """Fit a displacement map to one photo by shape from shading (see the module docstring).
+@dataclass
+class PhotoTexels:
+    """What the detail fit takes from one photo, in the model's UV layout.
 
-    Args:
-        model: the model whose topology and UV layout `vertices` have (the full ICT head).
-        vertices: (V, 3) the coarse fitted shape, model space, mm.
-        state: the one-image fitted state (its camera is in the original photo's pixels).
-        photo: (h, w, 3) float RGB in [0, 1], the photo or a uniformly resized copy of it.
-        albedo: (V, 3) linear RGB per vertex (the full fit's, or the truth's in a test).
-        sh: (9, 3) camera-space SH light; default the state's.
-        config: `DetailConfig`.
-        triangles: (F, 3) the triangles that occlude (default all; pass the visible ones to leave
-            out see-through shells).
-        feature_points: (478, 3) MediaPipe's points on the fitted shape, model space: the feature
-            edges around them are left out (default: none are).
+    Attributes:
+        maps: the coarse shape's `UVMaps` (with albedo). seen: (S, S) bool texels the photo shows
+            (feature edges left out). target: (S, S, 3) the photo at each texel's projection.
+        sh: (9, 3) camera-space SH light. rotation: (3, 3) the camera rotation.
+    """
+
+    maps: UVMaps
+    seen: np.ndarray
+    target: np.ndarray
+    sh: np.ndarray
+    rotation: np.ndarray
+
+
+def photo_texels(model: MorphableModel, vertices: np.ndarray, state: FaceState, photo: np.ndarray,
+                 albedo: np.ndarray, sh: np.ndarray | None = None, config: DetailConfig | None = None,
+                 triangles: np.ndarray | None = None, feature_points: np.ndarray | None = None) -> PhotoTexels:
+    """Check `fit_detail`'s inputs (same arguments) and sample the photo at the region's texels.
 
     Raises:
         UsageError: no light, bad shapes, or no UV layout. FitError: the photo shows no texel of the region.
     """
     cfg = config or DetailConfig()
-    t0 = time.perf_counter()
     if sh is None:
         if state.appearance.sh is None:
             raise UsageError("fine detail needs a fitted SH light (reconstruct with mode 'full')")
@@ -309,11 +312,37 @@ def fit_detail(model: MorphableModel, vertices: np.ndarray, state: FaceState, ph
     px_per_texel = float(step[maps.region[:, :, 1:] & maps.region[:, :, :-1]].median())
     # a texel wider than a pixel sees the photo averaged over its footprint (and its noise averaged down)
     target = _sample_photo(photo, pixels, 0.4 * px_per_texel if px_per_texel > 1 else 0.0)
-    d, losses = _solve_displacement(maps, seen[0].numpy(), target[0].double().numpy(), sh,
-                                    state.params.rotation_matrix(0), cfg)
+    return PhotoTexels(maps, seen[0].numpy(), target[0].double().numpy(), sh, state.params.rotation_matrix(0))
+
+
+def fit_detail(model: MorphableModel, vertices: np.ndarray, state: FaceState, photo: np.ndarray,
+               albedo: np.ndarray, sh: np.ndarray | None = None, config: DetailConfig | None = None,
+               triangles: np.ndarray | None = None, feature_points: np.ndarray | None = None) -> DetailMap:
+    """Fit a displacement map to one photo by shape from shading (see the module docstring).
+
+    Args:
+        model: the model whose topology and UV layout `vertices` have (the full ICT head).
+        vertices: (V, 3) the coarse fitted shape, model space, mm.
+        state: the one-image fitted state (its camera is in the original photo's pixels).
+        photo: (h, w, 3) float RGB in [0, 1], the photo or a uniformly resized copy of it.
+        albedo: (V, 3) linear RGB per vertex (the full fit's, or the truth's in a test).
+        sh: (9, 3) camera-space SH light; default the state's.
+        config: `DetailConfig`.
+        triangles: (F, 3) the triangles that occlude (default all; pass the visible ones to leave
+            out see-through shells).
+        feature_points: (478, 3) MediaPipe's points on the fitted shape, model space: the feature
+            edges around them are left out (default: none are).
+
+    Raises:
+        UsageError: no light, bad shapes, or no UV layout. FitError: the photo shows no texel of the region.
+    """
+    cfg = config or DetailConfig()
+    t0 = time.perf_counter()
+    tex = photo_texels(model, vertices, state, photo, albedo, sh, cfg, triangles, feature_points)
+    d, losses = _solve_displacement(tex.maps, tex.seen, tex.target, tex.sh, tex.rotation, cfg)
     if not np.isfinite(d).all():
         raise FitError("the detail fit diverged (non-finite displacement)")
-    return DetailMap(d.astype(np.float32), maps.region[0].numpy(), seen[0].numpy(), cfg.max_mm, maps.texel_mm(),
+    return DetailMap(d.astype(np.float32), tex.maps.region[0].numpy(), tex.seen, cfg.max_mm, tex.maps.texel_mm(),
                      losses, time.perf_counter() - t0)
 
 
@@ -397,74 +426,162 @@ def _pcg(a_mat, b: np.ndarray, x: np.ndarray, iterations: int) -> np.ndarray:
     return x
 
 
-def _solve_displacement(maps: UVMaps, seen: np.ndarray, target: np.ndarray, sh: np.ndarray, rotation: np.ndarray,
-                        cfg: DetailConfig) -> tuple[np.ndarray, dict]:
-    """Gauss-Newton on the shape-from-shading objective from D = 0, L1 terms by reweighting."""
+@dataclass
+class RegionGrid:
+    """The n texels of a (S, S) region and the sparse (n, n) operators over them: d/du, d/dv (+v up),
+    the 4-neighbour Laplacian, and D - mirror(D) (zero rows where the mirror texel is outside)."""
+
+    region: np.ndarray
+    du: object
+    dv: object
+    index: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    laplacian: object
+    symmetry: object
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    def to_map(self, d: np.ndarray) -> np.ndarray:
+        """(S, S) the map of per-texel values (n,), 0 off the region."""
+        out = np.zeros(self.region.shape)
+        out[self.rows, self.cols] = d
+        return out
+
+
+def region_grid(region: np.ndarray) -> RegionGrid:
+    """`RegionGrid` of a (S, S) bool region."""
     from scipy import sparse
-    from scipy.ndimage import binary_dilation
-    region = maps.region[0].numpy()
+
     s = region.shape[0]
     du_op, dv_op, index, rows, cols = _difference_operators(region)
     n_tex = len(rows)
-    p = maps.positions[0].double().numpy()[rows, cols]
-    nrm = maps.normals[0].double().numpy()[rows, cols]
-    alb = maps.albedo[0].double().numpy()[rows, cols]
-    tu, tv = du_op @ p, dv_op @ p
-    guu, guv, gvv = (tu * tu).sum(1), (tu * tv).sum(1), (tv * tv).sum(1)
-    det = guu * gvv - guv * guv
-    inv = np.where(det > 1e-12, 1.0 / np.where(det > 1e-12, det, 1.0), 0.0)
-    # the surface gradient of D is eu dD/du + ev dD/dv, made tangent to the coarse normal
-    eu = inv[:, None] * (gvv[:, None] * tu - guv[:, None] * tv)
-    ev = inv[:, None] * (guu[:, None] * tv - guv[:, None] * tu)
-    eu -= (eu * nrm).sum(1, keepdims=True) * nrm
-    ev -= (ev * nrm).sum(1, keepdims=True) * nrm
-    vis = np.flatnonzero(seen[rows, cols])
-    tgt = target[rows[vis], cols[vis]]
-    box = max(3, int(round(cfg.highpass_mm / maps.texel_mm())) | 1) if cfg.highpass_mm > 0 else 0
-    seen_grid = np.zeros(region.shape, dtype=bool)
-    seen_grid[rows[vis], cols[vis]] = True
     lap = (du_op @ du_op + dv_op @ dv_op).tocsr()
     mirror = index[rows, s - 1 - cols]
     has = np.flatnonzero(mirror >= 0)
     sym = sparse.csr_matrix((np.r_[np.ones(len(has)), -np.ones(len(has))], (np.r_[has, has], np.r_[has, mirror[has]])),
                             shape=(n_tex, n_tex))
-    smooth = cfg.smoothness * (lap.T @ lap)
-    sel_u, sel_v = du_op[vis], dv_op[vis]
-    d = np.zeros(n_tex)
-    keep = np.ones(len(vis), dtype=bool)
-    history = []
-    eps = 0.02
-    for it in range(max(1, cfg.iterations)):
-        gu, gv = du_op @ d, dv_op @ d
-        u = nrm[vis] - gu[vis, None] * eu[vis] - gv[vis, None] * ev[vis]
+    return RegionGrid(region, du_op, dv_op, index, rows, cols, lap, sym)
+
+
+class ShadingTerm:
+    """The shape-from-shading data term of one photo over a `RegionGrid`: the colour residual of the
+    texels the photo shows (high-passed, outliers left out) and its Jacobian w.r.t. D, linearised
+    about a current D.
+
+    Args:
+        grid: the region's `RegionGrid`. maps: the photo's coarse `UVMaps` (with albedo).
+        seen: (S, S) bool texels the photo shows. target: (S, S, 3) the photo at each texel.
+        sh: (9, 3) camera-space SH light. rotation: (3, 3) the camera rotation. cfg: `DetailConfig`.
+    """
+
+    def __init__(self, grid: RegionGrid, maps: UVMaps, seen: np.ndarray, target: np.ndarray, sh: np.ndarray,
+                 rotation: np.ndarray, cfg: DetailConfig) -> None:
+        rows, cols = grid.rows, grid.cols
+        p = maps.positions[0].double().numpy()[rows, cols]
+        nrm = maps.normals[0].double().numpy()[rows, cols]
+        self.alb = maps.albedo[0].double().numpy()[rows, cols]
+        tu, tv = grid.du @ p, grid.dv @ p
+        guu, guv, gvv = (tu * tu).sum(1), (tu * tv).sum(1), (tv * tv).sum(1)
+        det = guu * gvv - guv * guv
+        inv = np.where(det > 1e-12, 1.0 / np.where(det > 1e-12, det, 1.0), 0.0)
+        # the surface gradient of D is eu dD/du + ev dD/dv, made tangent to the coarse normal
+        eu = inv[:, None] * (gvv[:, None] * tu - guv[:, None] * tv)
+        ev = inv[:, None] * (guu[:, None] * tv - guv[:, None] * tu)
+        eu -= (eu * nrm).sum(1, keepdims=True) * nrm
+        ev -= (ev * nrm).sum(1, keepdims=True) * nrm
+        self.grid, self.cfg, self.sh, self.rotation = grid, cfg, sh, rotation
+        self.vis = vis = np.flatnonzero(seen[rows, cols])
+        self.nrm, self.eu, self.ev = nrm[vis], eu[vis], ev[vis]
+        self.alb_vis = self.alb[vis]
+        self.tgt = target[rows[vis], cols[vis]]
+        self.box = max(3, int(round(cfg.highpass_mm / maps.texel_mm())) | 1) if cfg.highpass_mm > 0 else 0
+        self.seen_grid = np.zeros(grid.region.shape, dtype=bool)
+        self.seen_grid[rows[vis], cols[vis]] = True
+        self.sel_u, self.sel_v = grid.du[vis], grid.dv[vis]
+        self.keep = np.ones(len(vis), dtype=bool)
+        self._outliers_set = False
+
+    def linearise(self, d: np.ndarray):
+        """(jac (3m, n) sparse, r (3m,)): the residual (prediction - photo) / noise of the m seen
+        texels, channel-major, and its Jacobian at D = `d` (n,). The first call also sets the
+        outlier texels (`keep`) from the residual at `d`."""
+        from scipy import sparse
+        from scipy.ndimage import binary_dilation
+
+        grid, cfg, vis = self.grid, self.cfg, self.vis
+        rows, cols = grid.rows, grid.cols
+        gu, gv = grid.du @ d, grid.dv @ d
+        u = self.nrm - gu[vis, None] * self.eu - gv[vis, None] * self.ev
         length = np.linalg.norm(u, axis=1)
         n1 = u / length[:, None]
-        shading, grad = sh_gradient(np.einsum('mj,ij->mi', n1, rotation), sh)
-        resid = alb[vis] * shading - tgt  # (m, 3) prediction - photo
-        if box:
-            grid = np.zeros(region.shape + (3,))
-            grid[rows[vis], cols[vis]] = resid
-            resid = resid - _box_mean(grid, seen_grid, box)[rows[vis], cols[vis]]
-        if it == 0:
+        rotation = self.rotation
+        shading, grad = sh_gradient(np.einsum('mj,ij->mi', n1, rotation), self.sh)
+        resid = self.alb_vis * shading - self.tgt  # (m, 3) prediction - photo
+        if self.box:
+            g = np.zeros(grid.region.shape + (3,))
+            g[rows[vis], cols[vis]] = resid
+            resid = resid - _box_mean(g, self.seen_grid, self.box)[rows[vis], cols[vis]]
+        if not self._outliers_set:
             # texels no smooth relief explains (specularities, hair, occlusion edges missed by the
             # feature mask) and a margin around them are left out
             e = np.linalg.norm(resid, axis=1)
             sigma = 1.4826 * np.median(e) + 1e-6
-            bad = np.zeros(region.shape, dtype=bool)
+            bad = np.zeros(grid.region.shape, dtype=bool)
             bad[rows[vis[e > cfg.outlier * sigma]], cols[vis[e > cfg.outlier * sigma]]] = True
             if cfg.outlier_margin > 0:
                 bad = binary_dilation(bad, iterations=cfg.outlier_margin)
-            keep = ~bad[rows[vis], cols[vis]]
+            self.keep = ~bad[rows[vis], cols[vis]]
+            self._outliers_set = True
+        keep = self.keep
         q = np.einsum('mcj,jk->mck', grad, rotation)  # d shading / d model-space normal, (m, 3, 3)
         # d n1 / d u = (I - n1 n1^T) / |u|, d u / d(dD/du) = -eu
-        pu = (eu[vis] - (eu[vis] * n1).sum(1, keepdims=True) * n1) / length[:, None]
-        pv = (ev[vis] - (ev[vis] * n1).sum(1, keepdims=True) * n1) / length[:, None]
-        w = keep[:, None] * alb[vis] / cfg.noise
+        pu = (self.eu - (self.eu * n1).sum(1, keepdims=True) * n1) / length[:, None]
+        pv = (self.ev - (self.ev * n1).sum(1, keepdims=True) * n1) / length[:, None]
+        w = keep[:, None] * self.alb_vis / cfg.noise
         coef_u = -w * (q * pu[:, None]).sum(-1)
         coef_v = -w * (q * pv[:, None]).sum(-1)
-        jac = sparse.vstack([sparse.diags(coef_u[:, k]) @ sel_u + sparse.diags(coef_v[:, k]) @ sel_v
+        jac = sparse.vstack([sparse.diags(coef_u[:, k]) @ self.sel_u + sparse.diags(coef_v[:, k]) @ self.sel_v
                              for k in range(3)]).tocsr()
         r = (keep[:, None] * resid / cfg.noise).T.ravel()
+        return jac, r
+
+
+def highpass_map(out: np.ndarray, region: np.ndarray, box: int, max_mm: float) -> np.ndarray:
+    """(S, S) `out` less its local mean over `box` texels of the region (when `box`), clipped to +-`max_mm`."""
+    if box:
+        out = np.where(region, out - _box_mean(out, region, box), 0.0)
+    return np.clip(out, -max_mm, max_mm)
+
+
+def map_losses(out: np.ndarray, grid: RegionGrid) -> dict:
+    """The regularisers' values of a final (S, S) map."""
+    t = torch.as_tensor(out[None])
+    reg = torch.as_tensor(grid.region[None])
+    dd = out[grid.rows, grid.cols]
+    return {"symmetry": float(symmetry_loss(t, reg)), "smoothness": float(smoothness_penalty(t, reg)),
+            "l1": float(np.abs(dd).mean()) if grid.n else 0.0}
+
+
+L1_EPS = 0.02  # mm: the IRLS floor of |D| in the L1 terms' weights
+
+
+def _solve_displacement(maps: UVMaps, seen: np.ndarray, target: np.ndarray, sh: np.ndarray, rotation: np.ndarray,
+                        cfg: DetailConfig) -> tuple[np.ndarray, dict]:
+    """Gauss-Newton on the shape-from-shading objective from D = 0, L1 terms by reweighting."""
+    from scipy import sparse
+
+    grid = region_grid(maps.region[0].numpy())
+    term = ShadingTerm(grid, maps, seen, target, sh, rotation, cfg)
+    sym = grid.symmetry
+    smooth = cfg.smoothness * (grid.laplacian.T @ grid.laplacian)
+    d = np.zeros(grid.n)
+    history = []
+    eps = L1_EPS
+    for _ in range(max(1, cfg.iterations)):
+        jac, r = term.linearise(d)
         history.append(float((r * r).sum()) / max(len(r), 1))
         w_sym = 1.0 / np.maximum(np.abs(sym @ d), eps)
         w_l1 = 1.0 / np.maximum(np.abs(d), eps)
@@ -472,19 +589,10 @@ def _solve_displacement(maps: UVMaps, seen: np.ndarray, target: np.ndarray, sh: 
         a_mat = jtj + smooth + cfg.symmetry * (sym.T @ sparse.diags(w_sym) @ sym) + cfg.l1 * sparse.diags(w_l1)
         rhs = jtj @ d - jac.T @ r
         d = np.clip(_pcg(a_mat.tocsr(), rhs, d, cfg.cg_iterations), -cfg.max_mm, cfg.max_mm)
-    out = np.zeros(region.shape)
-    out[rows, cols] = d
-    if box:
-        out = np.where(region, out - _box_mean(out, region, box), 0.0)
-    out = np.clip(out, -cfg.max_mm, cfg.max_mm)
-    t = torch.as_tensor(out[None])
-    reg = torch.as_tensor(region[None])
-    dd = out[rows, cols]
+    out = highpass_map(grid.to_map(d), grid.region, term.box, cfg.max_mm)
     losses = {"initial": {"photometric": history[0]},
-              "final": {"photometric": history[-1], "steps": history,
-                        "symmetry": float(symmetry_loss(t, reg)), "smoothness": float(smoothness_penalty(t, reg)),
-                        "l1": float(np.abs(dd).mean()) if n_tex else 0.0,
-                        "texels_fitted": int(keep.sum()), "texels_region": int(n_tex)}}
+              "final": {"photometric": history[-1], "steps": history, **map_losses(out, grid),
+                        "texels_fitted": int(term.keep.sum()), "texels_region": int(grid.n)}}
     return out, losses
 
 
