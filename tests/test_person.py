@@ -129,6 +129,9 @@ def test_a_face_embedder_names_the_odd_photo(person, alice):
     assert info.value.odd == ["dark"]
     ok = judge.reconstruct([v.image for v in views], names=["a", "b", "c"])
     assert ok.to_dict()["photos"][0]["identity_cosine_to_others"] == pytest.approx(1.0)
+    assert ok.to_dict()["different_people_test"].startswith("face embeddings")
+    plain = person.reconstruct([v.image for v in views], names=["a", "b", "c"])
+    assert "shape" in plain.to_dict()["different_people_test"] and "facerecon[dlib]" in plain.to_dict()["different_people_test"]
 
 
 def test_bad_photo_sets(person, alice):

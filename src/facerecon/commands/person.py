@@ -69,6 +69,8 @@ def person_command(images: list[str], out: str, mode: str = "fast", device: str 
         print(json.dumps({"out": str(out_root), **summary}, indent=1))
     else:
         print(f"person -> {out_root / 'person'}/ from {len(result.photos)} photo(s)")
+        if result.identity_cosine is None and len(result.photos) > 1:
+            print(f"  same-person check: {summary['different_people_test']}")
         for p in summary["photos"]:
             flags = f"  {p['flags']}" if p["flags"] else ""
             print(f"  {p['name']}: weight {p['weight']:.2f}, own shape {p['own_identity_distance_mm']:.2f} mm "
