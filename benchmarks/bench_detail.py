@@ -39,7 +39,7 @@ import time
 import numpy as np
 import torch
 
-from facerecon.fitting.detail import DetailConfig, fit_detail, uv_maps, vertex_uv
+from facerecon.fitting.detail import DetailConfig, fit_detail, uv_maps
 from facerecon.fitting.state import FaceState
 from facerecon.landmarks import load_correspondence
 from facerecon.models import load_model

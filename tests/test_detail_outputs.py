@@ -2,7 +2,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from facerecon.detail_outputs import write_extras

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -42,7 +42,6 @@ from .landmarks import load_correspondence
 from .render import render_mesh
 
 if TYPE_CHECKING:
-    from .person import PersonReconstruction
     from .reconstruction import Reconstruction
 
 HIDDEN_GROUPS = ("M_EyeOcclusion", "M_LacrimalFluid", "M_EyeBlend")
@@ -113,9 +112,10 @@ def write_detail(rec: "Reconstruction", folder: Path, config: DetailConfig | Non
     return paths, {"displacement": entry, "detail": info}, nmap
 
 
-def write_person_detail(person: "PersonReconstruction", folders: list[Path], person_folder: Path,
+def write_person_detail(person: Any, folders: list[Path], person_folder: Path,
                         config: PersonDetailConfig | None = None) -> tuple[dict, dict]:
-    """The several-photo detail fit (`fitting.person_detail`) of a full-mode `PersonReconstruction`,
+    """The several-photo detail fit (`fitting.person_detail`) of a full-mode `person.PersonReconstruction`
+    `person` (a layer above: not imported here),
     written beside what `PersonReconstruction.save` wrote; returns (paths, person.json entries).
 
     `person_folder`: displacement.png, the shared static map (16-bit, scale in person.json's

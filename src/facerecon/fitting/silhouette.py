@@ -20,7 +20,6 @@ reads the targets cropped to each level from `LossInputs.extras["crops"]["silhou
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from ..errors import UsageError
