@@ -64,6 +64,34 @@ def test_a_face_without_planted_detail_keeps_a_small_map(ict_model):
     assert np.abs(det.displacement).max() <= 1.0
 
 
+def test_the_noise_is_re_estimated_from_what_the_albedo_leaves_unexplained(ict_model):
+    # a photo with albedo texture the given (smooth) albedo lacks is fitted with a larger noise, so
+    # with more regularisation; a clean render stays at the floor; adaptive_noise=0 keeps `noise`
+    m = ict_model
+    verts = m.mean.double().numpy()
+    state = FaceState.single(np.zeros(m.num_identity), np.zeros(m.num_expression), np.zeros(3),
+                             np.array([0.0, -20.0, -700.0]), 600.0, np.array([128.0, 128.0]), (256, 256),
+                             sh=np.r_[[[1.0, 1.0, 1.0]], [[0.3, 0.3, 0.3]], [[0.4, 0.4, 0.4]], [[0.6, 0.6, 0.6]],
+                                      np.zeros((5, 3))])
+    albedo = np.full((m.num_vertices, 3), 0.6)
+    textured = albedo * (1 + 0.1 * np.random.default_rng(0).normal(size=albedo.shape))
+
+    def photo(a):
+        with torch.no_grad():
+            return render_mesh(torch.as_tensor(verts[None]).float(), m.triangles, state.pinhole(),
+                               colors=torch.as_tensor(a).float(), sh=torch.as_tensor(state.appearance.sh).float(),
+                               antialias=False).image[0].numpy()
+
+    cfg = DetailConfig(size=128)
+    clean = fit_detail(m, verts, state, photo(albedo), albedo, config=cfg).losses["final"]["noise"]
+    rough = fit_detail(m, verts, state, photo(textured), albedo, config=cfg)
+    fixed = fit_detail(m, verts, state, photo(textured), albedo, config=DetailConfig(size=128, adaptive_noise=0.0))
+    assert clean == pytest.approx(cfg.noise_floor)
+    assert rough.losses["final"]["noise"] > 2 * cfg.noise_floor
+    assert fixed.losses["final"]["noise"] == cfg.noise
+    assert rough.rms_mm() < fixed.rms_mm()
+
+
 def test_detail_needs_a_light(ict_model):
     m = ict_model
     state = FaceState.single(np.zeros(m.num_identity), np.zeros(m.num_expression), np.zeros(3),

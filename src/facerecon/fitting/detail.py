@@ -12,8 +12,10 @@ and the colour residual is high-passed (its local mean over `highpass_mm` remove
 and light errors at the coarse scale do not turn into relief. The fit is Gauss-Newton: the
 shading is relinearised about the current D `iterations` times, each step a sparse conjugate-gradient
 solve with DECA's soft symmetry ||V_uv (D - flip(D))||_1 (the ICT UV layout mirrors the face about
-u = 0.5) and L1 terms by reweighting, and a Laplacian smoothness term (`detail_losses`). The final
-map is high-passed too, so D carries fine detail only.
+u = 0.5) and L1 terms by reweighting, and a Laplacian smoothness term (`detail_losses`). After the
+first step the data term's noise is re-estimated from what is left unexplained
+(`DetailConfig.adaptive_noise`), so a photo whose albedo texture or shape the coarse fit misses gets
+more regularisation, a clean one less. The final map is high-passed too, so D carries fine detail only.
 
 Units: mm, model space (docs/conventions.md).
 """
@@ -59,7 +61,14 @@ class DetailConfig:
         size: texels per side of the displacement map (the [0, 1] UV tile).
         max_mm: bound of |D|; DECA's detail is about this size.
         region: model region whose skin carries detail (a vertex region name).
-        noise: colour noise the data term is divided by (image in [0, 1]).
+        noise: colour noise the data term is divided by (image in [0, 1]) in the first step.
+        adaptive_noise: from the second step on, the noise is this many times the RMS of the kept
+            texels' high-passed residual after the first step (what D and the given albedo and light
+            leave unexplained: albedo texture the coarse fit lacks, its shape errors, sensor noise),
+            at least `noise_floor`; 0 keeps `noise` throughout. A photo the coarse fit explains
+            less well is fitted with more regularisation, so its unexplained texture does not turn into relief.
+        photo_blur: the photo is blurred by this many pixels per texel before it is sampled, when
+            a texel spans more than a pixel.
         symmetry, smoothness, l1: regulariser weights per texel (L1 terms by reweighting).
         highpass_mm: width of the box whose local mean is removed from the colour residual and from
             the final D (0: keep both as they are).
@@ -87,6 +96,9 @@ class DetailConfig:
     min_facing: float = 0.3
     depth_tolerance_mm: float = 1.5
     features: tuple[str, ...] = tuple(FEATURE_CONTOURS)
+    photo_blur: float = 0.25
+    adaptive_noise: float = 2.5
+    noise_floor: float = 0.008
 
 
 @dataclass
@@ -311,7 +323,7 @@ def photo_texels(model: MorphableModel, vertices: np.ndarray, state: FaceState, 
     step = (pixels[:, :, 1:] - pixels[:, :, :-1]).norm(dim=-1)
     px_per_texel = float(step[maps.region[:, :, 1:] & maps.region[:, :, :-1]].median())
     # a texel wider than a pixel sees the photo averaged over its footprint (and its noise averaged down)
-    target = _sample_photo(photo, pixels, 0.4 * px_per_texel if px_per_texel > 1 else 0.0)
+    target = _sample_photo(photo, pixels, cfg.photo_blur * px_per_texel if px_per_texel > 1 else 0.0)
     return PhotoTexels(maps, seen[0].numpy(), target[0].double().numpy(), sh, state.params.rotation_matrix(0))
 
 
@@ -503,6 +515,8 @@ class ShadingTerm:
         self.sel_u, self.sel_v = grid.du[vis], grid.dv[vis]
         self.keep = np.ones(len(vis), dtype=bool)
         self._outliers_set = False
+        self.noise = cfg.noise  # re-estimated at the second linearisation (`DetailConfig.adaptive_noise`)
+        self._calls = 0
 
     def linearise(self, d: np.ndarray):
         """(jac (3m, n) sparse, r (3m,)): the residual (prediction - photo) / noise of the m seen
@@ -540,12 +554,16 @@ class ShadingTerm:
         # d n1 / d u = (I - n1 n1^T) / |u|, d u / d(dD/du) = -eu
         pu = (self.eu - (self.eu * n1).sum(1, keepdims=True) * n1) / length[:, None]
         pv = (self.ev - (self.ev * n1).sum(1, keepdims=True) * n1) / length[:, None]
-        w = keep[:, None] * self.alb_vis / cfg.noise
+        if self._calls == 1 and cfg.adaptive_noise > 0 and keep.any():
+            kept = resid[keep]
+            self.noise = max(cfg.noise_floor, cfg.adaptive_noise * float(np.sqrt(np.mean(kept * kept))))
+        self._calls += 1
+        w = keep[:, None] * self.alb_vis / self.noise
         coef_u = -w * (q * pu[:, None]).sum(-1)
         coef_v = -w * (q * pv[:, None]).sum(-1)
         jac = sparse.vstack([sparse.diags(coef_u[:, k]) @ self.sel_u + sparse.diags(coef_v[:, k]) @ self.sel_v
                              for k in range(3)]).tocsr()
-        r = (keep[:, None] * resid / cfg.noise).T.ravel()
+        r = (keep[:, None] * resid / self.noise).T.ravel()
         return jac, r
 
 
@@ -582,7 +600,8 @@ def _solve_displacement(maps: UVMaps, seen: np.ndarray, target: np.ndarray, sh: 
     eps = L1_EPS
     for _ in range(max(1, cfg.iterations)):
         jac, r = term.linearise(d)
-        history.append(float((r * r).sum()) / max(len(r), 1))
+        # in units of the configured noise, whatever the step's own (comparable across steps)
+        history.append(float((r * r).sum()) / max(len(r), 1) * (term.noise / cfg.noise) ** 2)
         w_sym = 1.0 / np.maximum(np.abs(sym @ d), eps)
         w_l1 = 1.0 / np.maximum(np.abs(d), eps)
         jtj = (jac.T @ jac).tocsr()
@@ -592,7 +611,7 @@ def _solve_displacement(maps: UVMaps, seen: np.ndarray, target: np.ndarray, sh: 
     out = highpass_map(grid.to_map(d), grid.region, term.box, cfg.max_mm)
     losses = {"initial": {"photometric": history[0]},
               "final": {"photometric": history[-1], "steps": history, **map_losses(out, grid),
-                        "texels_fitted": int(term.keep.sum()), "texels_region": int(grid.n)}}
+                        "texels_fitted": int(term.keep.sum()), "texels_region": int(grid.n), "noise": term.noise}}
     return out, losses
 
 
