@@ -62,3 +62,5 @@ def test_same_person_passes_detail_and_warns_that_metric_is_for_single_photos(mo
     assert seen["kw"]["detail"] is True and seen["args"][0] == ["a.jpg", "b.jpg"]
     assert main(["reconstruct", "a.jpg", "b.jpg", "--same-person", "--metric", "-o", "out"]) == 0
     assert seen["kw"]["detail"] is False and "--metric is for single photos" in capsys.readouterr().err
+    assert main(["reconstruct", "a.jpg", "b.jpg", "--same-person", "--detail", "-o", "out"]) == 0
+    assert "--detail needs --mode full" in capsys.readouterr().err

@@ -262,3 +262,30 @@ def test_a_photo_whose_landmarks_fit_badly_is_down_weighted_and_flagged(person, 
         rec.detector = saved
     assert res.weights[2] < person.config.flag_weight_below < min(res.weights[0], res.weights[1])
     assert "down_weighted" in res.flags[2] and "down_weighted" not in res.flags[0]
+
+
+def test_cli_same_person_interrupted_while_saving_leaves_no_partial_folder(alice, tmp_path, capsys, monkeypatch):
+    import signal
+
+    from PIL import Image
+
+    from facerecon.cli import main
+    from facerecon.commands.reconstruct import Interrupted
+    from facerecon.person import PersonReconstruction
+
+    _, views = alice
+    files = []
+    for name, image in (("front", views[0].image), ("left", views[1].image)):
+        files.append(str(tmp_path / f"{name}.png"))
+        Image.fromarray((np.asarray(image) * 255).round().astype(np.uint8)).save(files[-1])
+    real_save = PersonReconstruction.save
+
+    def save_then_sigterm(self, folder, **kw):  # SIGTERM arrives after some files are written
+        real_save(self, folder, **kw)
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(PersonReconstruction, "save", save_then_sigterm)
+    out = tmp_path / "out"
+    assert main(["reconstruct", *files, "--same-person", "-o", str(out), "--offline"]) == 143
+    assert "interrupted by SIGTERM" in capsys.readouterr().err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

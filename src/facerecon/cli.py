@@ -138,6 +138,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .commands.reconstruct import reconstruct_command
 
         images = ([args.example] if args.example else []) + list(args.images)
+        if args.detail and args.mode != "full":
+            print("facerecon: warning: --detail needs --mode full (the fitted light and albedo): no displacement "
+                  "map is written (params.json / person.json say why)", file=sys.stderr)
         if args.same_person:
             from .commands.person import person_command
 

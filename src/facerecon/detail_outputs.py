@@ -145,7 +145,7 @@ def write_person_detail(person: Any, folders: list[Path], person_folder: Path,
     info = {"static_rms_mm": round(static.rms_mm(), 5), "texel_mm": round(static.texel_mm, 4),
             "seconds": round(fit.seconds, 3), "texels_seen_once": fit.losses["final"]["texels_seen_once"],
             "texels_seen_twice_or_more": fit.losses["final"]["texels_seen_twice_or_more"],
-            "photos": {person.names[k]: {"dynamic_rms_mm": round(fit.dynamic_rms_mm(k), 5)} if fit.dynamic[k] is not None
+            "photos": {folders[k].name: {"dynamic_rms_mm": round(fit.dynamic_rms_mm(k), 5)} if fit.dynamic[k] is not None
                        else _unavailable(FitError(fit.skipped[k])) for k in range(len(recs))},
             "meaning": "displacement.png is the detail all photos share (static); each photo's folder holds its "
                        "combined map (displacement.png) and its expression-dependent part (displacement_dynamic.png)"}
@@ -341,6 +341,7 @@ def save_with_extras(rec: "Reconstruction", folder: str | Path, detail: bool = T
                      uncertainty: bool = True, detail_config: DetailConfig | None = None) -> dict[str, Path]:
     """`rec.save(folder)` with the extra outputs, each mesh written once (with the normal map and in
     true mm where the extras say so); returns every path by name."""
+    rec.check_finite()  # before seconds of extras, as rec.save would
     folder = Path(folder)
     ex = compute_extras(rec, folder, detail, metric, uncertainty, detail_config, write_normals=False)
     paths = rec.save(folder, mesh=output_mesh(rec, ex.normal_map, ex.metric_scale))
@@ -354,6 +355,7 @@ def write_extras(rec: "Reconstruction", folder: str | Path, detail: bool = True,
     """Write the extra outputs (module docstring) into `folder` beside what `rec.save` wrote there,
     writing the meshes again where the extras change them; returns their paths by name
     ("extras": extras.json), with the meshes' paths when they were written again."""
+    rec.check_finite()
     folder = Path(folder)
     ex = compute_extras(rec, folder, detail, metric, uncertainty, detail_config)
     paths = dict(ex.paths)

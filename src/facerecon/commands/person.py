@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import FaceReconError
 from ..io.images import check_image_file
-from .reconstruct import EXAMPLE, _example_image, _new_sibling
+from .reconstruct import EXAMPLE, Interrupted, _example_image, _new_sibling, _signals_raise_interrupted
 
 
 def person_command(images: list[str], out: str, mode: str = "fast", device: str = "cpu", model: str = "ict",
@@ -42,28 +42,36 @@ def person_command(images: list[str], out: str, mode: str = "fast", device: str 
         names.append(EXAMPLE if name == EXAMPLE else Path(name).stem)
     if not usable:
         return first_error
-    from ..person import PersonReconstructor
+    import signal
 
-    with PersonReconstructor(model=model, device=device, download=not offline, embedder=_embedder()) as person:
-        result = person.reconstruct([_example_image() if n == EXAMPLE else n for n in usable], mode=mode,
-                                    names=names)
-    for name, why in result.skipped.items():
-        print(f"facerecon: error: {why if name in why else f'{name}: {why}'}", file=sys.stderr)
-        first_error = first_error or 3
-    out_root = Path(out)
-    tmp = _new_sibling(out_root, "partial")
     try:
-        result.save(tmp, detail=detail)
-        out_root.mkdir(parents=True, exist_ok=True)
-        for entry in sorted(tmp.iterdir()):
-            target = out_root / entry.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(entry, target)
-        tmp.rmdir()
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with _signals_raise_interrupted():
+            from ..person import PersonReconstructor
+
+            with PersonReconstructor(model=model, device=device, download=not offline, embedder=_embedder()) as person:
+                result = person.reconstruct([_example_image() if n == EXAMPLE else n for n in usable], mode=mode,
+                                            names=names)
+            for name, why in result.skipped.items():
+                print(f"facerecon: error: {why if name in why else f'{name}: {why}'}", file=sys.stderr)
+                first_error = first_error or 3
+            out_root = Path(out)
+            tmp = _new_sibling(out_root, "partial")
+            try:
+                result.save(tmp, detail=detail)
+                out_root.mkdir(parents=True, exist_ok=True)
+                for entry in sorted(tmp.iterdir()):
+                    target = out_root / entry.name
+                    if target.is_dir():
+                        shutil.rmtree(target)
+                    os.replace(entry, target)
+                tmp.rmdir()
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+    except Interrupted as stop:  # SIGINT / SIGTERM: the temporary folder is already removed
+        print(f"facerecon: interrupted by {signal.Signals(stop.signum).name}; no new result was moved into {out}/ "
+              f"(unless it was stopped while moving one in); rerun the command", file=sys.stderr)
+        return stop.exit_code
     summary = result.to_dict()
     if as_json:
         print(json.dumps({"out": str(out_root), **summary}, indent=1))

@@ -28,7 +28,7 @@ EXIT_USAGE = 2
 # files a previous result may hold: such a folder is swapped whole for the new one
 _RESULT_FILES = {"mesh.obj", "mesh.mtl", "mesh.ply", "mesh.glb", "albedo.png", "params.json", "overlay.png",
                  "landmarks.json", "displacement.png", "normals.png", "uncertainty.ply", "uncertainty.png",
-                 "extras.json"}
+                 "extras.json", "displacement_dynamic.png"}
 
 
 class Interrupted(BaseException):

@@ -170,7 +170,9 @@ def fit_person_detail(model: MorphableModel, photos: Sequence[DetailPhoto], conf
     history: list[list[float]] = []
     for _ in range(max(1, cfg.iterations)):
         lin = [term.linearise(x[(i + 1) * n:(i + 2) * n]) for i, term in enumerate(terms)]
-        history.append([float((r * r).sum()) / max(len(r), 1) for _, r in lin])
+        # in units of the configured noise, as `detail._solve_displacement` records them
+        history.append([float((r * r).sum()) / max(len(r), 1) * (t.noise / cfg.noise) ** 2
+                        for (_, r), t in zip(lin, terms)])
         jtj = [(jac.T @ jac).tocsr() for jac, _ in lin]
         rhs_data = [jtj[i] @ x[(i + 1) * n:(i + 2) * n] - lin[i][0].T @ lin[i][1] for i in range(b)]
         for _ in range(max(1, pcfg.reweights)):
@@ -191,23 +193,30 @@ def fit_person_detail(model: MorphableModel, photos: Sequence[DetailPhoto], conf
             x = np.clip(_pcg(a_mat, rhs, x, pcfg.cg_iterations), -cfg.max_mm, cfg.max_mm)
     if not np.isfinite(x).all():
         raise FitError("the several-photo detail fit diverged (non-finite displacement)")
-    box = int(np.median([t.box for t in terms]))
-    static = highpass_map(grid.to_map(x[:n]), region, box, cfg.max_mm)
+    # one odd high-pass box for the static and every combined map (so no static low frequency
+    # leaks into a dynamic part), from the photos' median texel size
+    texel_mm = float(np.median([texels[k].maps.texel_mm() for k in used]))
+    box = max(3, int(round(cfg.highpass_mm / texel_mm)) | 1) if cfg.highpass_mm > 0 else 0
+    static_raw = grid.to_map(x[:n])
+    static = highpass_map(static_raw, region, box, cfg.max_mm)
     dynamic: list[np.ndarray | None] = [None] * len(photos)
     seen_maps: list[np.ndarray | None] = [None] * len(photos)
     views = np.zeros(region.shape, dtype=int)
-    final: dict = {"photometric": {}, "dynamic_rms_mm": {}}
+    final: dict = {"photometric": {}, "dynamic_rms_mm": {}, "noise": {}}
     for i, k in enumerate(used):
-        c_k = highpass_map(grid.to_map(x[(i + 1) * n:(i + 2) * n]), region, terms[i].box, cfg.max_mm)
         s_k = texels[k].seen
+        # off the texels photo k shows its combined map has no data: the static map stands there,
+        # so the local means near the occlusion edge see no extrapolated values
+        c_k = highpass_map(np.where(s_k, grid.to_map(x[(i + 1) * n:(i + 2) * n]), static_raw), region, box,
+                           cfg.max_mm)
         dynamic[k] = np.where(s_k, np.clip(c_k - static, -cfg.max_mm, cfg.max_mm), 0.0).astype(np.float32)
         seen_maps[k] = s_k
         views += s_k
-    out = PersonDetail(DetailMap(static.astype(np.float32), region, views > 0, cfg.max_mm,
-                                 float(np.median([texels[k].maps.texel_mm() for k in used]))),
+    out = PersonDetail(DetailMap(static.astype(np.float32), region, views > 0, cfg.max_mm, texel_mm),
                        dynamic, seen_maps, views, skipped)
     for i, k in enumerate(used):
         final["photometric"][k] = history[-1][i]
+        final["noise"][k] = terms[i].noise
         final["dynamic_rms_mm"][k] = out.dynamic_rms_mm(k)
     final.update(map_losses(static, grid))
     final.update({"steps": history, "texels_fitted": {k: int(terms[i].keep.sum()) for i, k in enumerate(used)},

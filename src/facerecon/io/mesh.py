@@ -101,7 +101,8 @@ class Mesh:
         from PIL import Image
 
         buf = _io.BytesIO()
-        Image.fromarray((np.clip(self.normal_map, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)).save(buf, format="PNG")
+        Image.fromarray((np.clip(self.normal_map, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)).save(
+            buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         return buf.getvalue()
 
     def compact(self) -> Mesh:
