@@ -521,7 +521,8 @@ class ShadingTerm:
     def linearise(self, d: np.ndarray):
         """(jac (3m, n) sparse, r (3m,)): the residual (prediction - photo) / noise of the m seen
         texels, channel-major, and its Jacobian at D = `d` (n,). The first call also sets the
-        outlier texels (`keep`) from the residual at `d`."""
+        outlier texels (`keep`) from the residual at `d`; the second re-estimates `noise` from the
+        kept residual (`DetailConfig.adaptive_noise`)."""
         from scipy import sparse
         from scipy.ndimage import binary_dilation
 
