@@ -45,20 +45,28 @@ def test_symmetry_loss_is_zero_for_a_mirrored_map_only():
     assert float(symmetry_loss(d, mask)) > 0.01
 
 
+def _frontal_lit_state(m) -> FaceState:
+    """The mean face 700 mm in front of a 256 px camera under a fixed SH light."""
+    return FaceState.single(np.zeros(m.num_identity), np.zeros(m.num_expression), np.zeros(3),
+                            np.array([0.0, -20.0, -700.0]), 600.0, np.array([128.0, 128.0]), (256, 256),
+                            sh=np.r_[[[1.0, 1.0, 1.0]], [[0.3, 0.3, 0.3]], [[0.4, 0.4, 0.4]], [[0.6, 0.6, 0.6]],
+                                     np.zeros((5, 3))])
+
+
+def _render(m, verts, state, albedo) -> np.ndarray:
+    with torch.no_grad():
+        return render_mesh(torch.as_tensor(verts[None]).float(), m.triangles, state.pinhole(),
+                           colors=torch.as_tensor(albedo).float(), sh=torch.as_tensor(state.appearance.sh).float(),
+                           antialias=False).image[0].numpy()
+
+
 def test_a_face_without_planted_detail_keeps_a_small_map(ict_model):
     m = ict_model
     with torch.no_grad():
         verts = m.mean.double().numpy()
-    state = FaceState.single(np.zeros(m.num_identity), np.zeros(m.num_expression), np.zeros(3),
-                             np.array([0.0, -20.0, -700.0]), 600.0, np.array([128.0, 128.0]), (256, 256),
-                             sh=np.r_[[[1.0, 1.0, 1.0]], [[0.3, 0.3, 0.3]], [[0.4, 0.4, 0.4]], [[0.6, 0.6, 0.6]],
-                                      np.zeros((5, 3))])
+    state = _frontal_lit_state(m)
     albedo = np.full((m.num_vertices, 3), 0.6)
-    with torch.no_grad():
-        img = render_mesh(torch.as_tensor(verts[None]).float(), m.triangles, state.pinhole(),
-                          colors=torch.as_tensor(albedo).float(), sh=torch.as_tensor(state.appearance.sh).float(),
-                          antialias=False).image[0].numpy()
-    det = fit_detail(m, verts, state, img, albedo, config=DetailConfig(size=128))
+    det = fit_detail(m, verts, state, _render(m, verts, state, albedo), albedo, config=DetailConfig(size=128))
     assert det.seen.any()
     assert det.rms_mm() < 0.1
     assert np.abs(det.displacement).max() <= 1.0
@@ -69,18 +77,12 @@ def test_the_noise_is_re_estimated_from_what_the_albedo_leaves_unexplained(ict_m
     # with more regularisation; a clean render stays at the floor; adaptive_noise=0 keeps `noise`
     m = ict_model
     verts = m.mean.double().numpy()
-    state = FaceState.single(np.zeros(m.num_identity), np.zeros(m.num_expression), np.zeros(3),
-                             np.array([0.0, -20.0, -700.0]), 600.0, np.array([128.0, 128.0]), (256, 256),
-                             sh=np.r_[[[1.0, 1.0, 1.0]], [[0.3, 0.3, 0.3]], [[0.4, 0.4, 0.4]], [[0.6, 0.6, 0.6]],
-                                      np.zeros((5, 3))])
+    state = _frontal_lit_state(m)
     albedo = np.full((m.num_vertices, 3), 0.6)
     textured = albedo * (1 + 0.1 * np.random.default_rng(0).normal(size=albedo.shape))
 
     def photo(a):
-        with torch.no_grad():
-            return render_mesh(torch.as_tensor(verts[None]).float(), m.triangles, state.pinhole(),
-                               colors=torch.as_tensor(a).float(), sh=torch.as_tensor(state.appearance.sh).float(),
-                               antialias=False).image[0].numpy()
+        return _render(m, verts, state, a)
 
     cfg = DetailConfig(size=128)
     clean = fit_detail(m, verts, state, photo(albedo), albedo, config=cfg).losses["final"]["noise"]
