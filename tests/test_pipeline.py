@@ -208,3 +208,24 @@ def test_the_error_model_pass_whitens_by_the_correlated_noise(reconstructor, ast
     # switched off, the pass weights independent points
     kept, none = off._correlated_noise(model, face.points, base, weights, first)
     assert none is None and np.array_equal(kept, weights)
+
+
+def test_a_face_only_the_mesh_fallback_found_is_flagged_weak(reconstructor, astronaut, fast_result):
+    import dataclasses
+
+    class FallbackOnly:  # the real detector's points, as if no face detector had agreed
+        scheme = reconstructor.detector.scheme
+        error_model = getattr(reconstructor.detector, "error_model", None)
+
+        def detect(self, image):
+            return [dataclasses.replace(fast_result.landmarks, found_by="rotated_90+mesh_fallback")]
+
+    real = reconstructor.detector
+    reconstructor.detector = FallbackOnly()
+    try:
+        weak = reconstructor.reconstruct(astronaut, mode="fast")[0]
+    finally:
+        reconstructor.detector = real
+    assert weak.quality.to_dict()["weak_detection"] == "rotated_90+mesh_fallback"
+    assert "weak_detection" not in fast_result.quality.to_dict()
+    assert weak.to_dict()["quality"]["weak_detection"] == "rotated_90+mesh_fallback"

@@ -432,7 +432,8 @@ class PersonReconstructor:
     def _photo_reconstruction(self, joint: MultiImageFitResult, i: int, p: _Photo, mode: str) -> Reconstruction:
         rec = self.reconstructor
         fit = joint.image_result(i)
-        quality = QualityFlags(multiple_faces=p.faces_detected > 1)
+        quality = QualityFlags(multiple_faces=p.faces_detected > 1,
+                               weak_detection=QualityFlags.weak(p.face.found_by))
         yaw = float(fit.state.params.pose_deg()[0, 0])
         if abs(yaw) > 60.0:
             quality.extreme_yaw = round(yaw, 1)

@@ -207,7 +207,8 @@ class Reconstructor:
         cfg = self.config
         points = face.points
         weights = self.landmark_weights.copy()
-        quality = QualityFlags(tiny_face=float(face.box[2] - face.box[0]) < MIN_FACE_PX)
+        quality = QualityFlags(tiny_face=float(face.box[2] - face.box[0]) < MIN_FACE_PX,
+                               weak_detection=QualityFlags.weak(face.found_by))
         t = time.perf_counter()
         fast = self.fast_fitter.fit(points, (h, w), weights, cfg.landmark, focal=focal)
         model = self._error_model()

@@ -67,6 +67,9 @@ class QualityFlags:
         poor_landmark_fit: the landmark RMS (px) when it exceeds 5 % of the face size, else None.
         full_mode_reverted_to_fast: why full mode kept the fast result, else None.
         full_mode_failed: the full fit's error, else None.
+        weak_detection: how the face was found when no face detector found it, only the face mesh's
+            own whole-image fallback (`FaceLandmarks.found_by`, e.g. "rotated_90+mesh_fallback"): such
+            a "face" may be a face-like pattern (an animal, a drawing); else None.
     """
 
     multiple_faces: bool = False
@@ -75,6 +78,12 @@ class QualityFlags:
     poor_landmark_fit: float | None = None
     full_mode_reverted_to_fast: str | None = None
     full_mode_failed: str | None = None
+    weak_detection: str | None = None
+
+    @staticmethod
+    def weak(found_by: str) -> str | None:
+        """The `weak_detection` value for a face found by `found_by`."""
+        return found_by if "mesh_fallback" in found_by else None
 
     def to_dict(self) -> dict:
         """The flags that are set (JSON-ready)."""
