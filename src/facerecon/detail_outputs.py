@@ -14,8 +14,8 @@ uncertainty.png (that heat map drawn over the photo), extras.json (`displacement
 {"unavailable": why} entry, never a missing key or a traceback).
 
 The meshes carry what the extras change (`save_with_extras` writes each once; `write_extras`
-after `Reconstruction.save` writes them again): with a normal map, mesh.glb carries it as its material's `normalTexture` and mesh.mtl names it (`norm`,
-`map_Bump`); with a metric scale, mesh.obj / .ply / .glb and uncertainty.ply are in true mm (every
+after `Reconstruction.save` writes them again): with a normal map, mesh.glb carries it as its
+material's `normalTexture` and mesh.mtl names it (`norm`, `map_Bump`); with a metric scale, mesh.obj / .ply / .glb and uncertainty.ply are in true mm (every
 position times `metric_scale`) and params.json's `metric` says so.
 """
 from __future__ import annotations
@@ -59,6 +59,7 @@ def _unavailable(err: Exception) -> dict:
     return {"unavailable": str(err)}
 
 
+NEEDS_LIGHT = "fine detail needs the full mode's SH light (--mode full)"
 NORMAL_MAP_SIZE = 512  # texels per side of normals.png (the atlas; the face gets about 60 % of it)
 
 
@@ -101,7 +102,7 @@ def write_detail(rec: "Reconstruction", folder: Path, config: DetailConfig | Non
     model = rec.model
     verts = rec.vertices()
     if rec.sh is None:
-        return {}, {"detail": {"unavailable": "fine detail needs the full mode's SH light (--mode full)"}}, None
+        return {}, {"detail": {"unavailable": NEEDS_LIGHT}}, None
     det = fit_detail(model, verts, rec.state, rec.photo_float, rec.vertex_colors(), sh=rec.sh, config=cfg,
                      triangles=_visible_triangles(model), feature_points=_feature_points(model, verts))
     paths = {"displacement": folder / "displacement.png"}
@@ -131,7 +132,7 @@ def write_person_detail(person: Any, folders: list[Path], person_folder: Path,
 
     recs = person.photos
     if any(r.sh is None for r in recs):
-        return {}, {"detail": {"unavailable": "fine detail needs the full mode's SH light (--mode full)"}}
+        return {}, {"detail": {"unavailable": NEEDS_LIGHT}}
     model = recs[0].model
     photos = []
     for r in recs:
