@@ -179,3 +179,56 @@ def test_diagonal_correlated_noise_is_the_weighted_fit(dense_setup, ict_head):
         fitter.fit(pts, size, noise=CorrelatedNoise(np.ones((5, 2)), np.zeros((5, 2, 1))))
     with pytest.raises(UsageError, match="positive"):
         CorrelatedNoise(np.zeros((5, 2)), np.zeros((5, 2, 1)))
+
+
+def test_normal_equations_equal_the_dense_weighted_products():
+    from facerecon.fitting.landmark_fit import normal_equations
+    from facerecon.fitting.terms import Residual
+
+    rng = np.random.default_rng(3)
+    jac, r = rng.normal(size=(40, 9)), rng.normal(size=40)
+    irls = rng.uniform(0.1, 1.0, size=40)
+    block = Residual(rng.normal(size=4), rng.normal(size=(4, 3)), None, slice(2, 5))
+    diagonal = Residual(rng.normal(size=9), rng.uniform(0.5, 2, size=9))
+    a_mat, g = normal_equations([(Residual(r, jac, irls), 2.0), (block, 0.5), (diagonal, 3.0)], 9)
+    want_a = 2.0 * jac.T @ (irls[:, None] * jac) + 3.0 * np.diag(diagonal.jacobian ** 2)
+    want_a[2:5, 2:5] += 0.5 * block.jacobian.T @ block.jacobian
+    want_g = 2.0 * jac.T @ (irls * r) + 3.0 * diagonal.jacobian * diagonal.r
+    want_g[2:5] += 0.5 * block.jacobian.T @ block.r
+    np.testing.assert_allclose(a_mat, want_a, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(a_mat, a_mat.T, rtol=0, atol=0)
+    np.testing.assert_allclose(g, want_g, rtol=1e-12, atol=1e-12)
+    # a negative weight (no square root) takes the general product and gives the same formula
+    signed = rng.normal(size=40)
+    a_neg, g_neg = normal_equations([(Residual(r, jac, signed), 1.0)], 9)
+    np.testing.assert_allclose(a_neg, jac.T @ (signed[:, None] * jac), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g_neg, jac.T @ (signed * r), rtol=1e-12, atol=1e-12)
+
+
+def test_damped_step_solves_the_damped_system_and_survives_an_indefinite_matrix():
+    from facerecon.fitting.landmark_fit import solve_damped_step
+
+    rng = np.random.default_rng(4)
+    m = rng.normal(size=(12, 8))
+    a_mat, g = m.T @ m, rng.normal(size=8)
+    step = solve_damped_step(a_mat, g, 0.1)
+    damped = a_mat + 0.1 * np.diag(np.diag(a_mat) + 1e-6)
+    np.testing.assert_allclose(damped @ step, -g, rtol=1e-10, atol=1e-10)
+    indefinite = np.diag([1.0, -2.0, 3.0])  # Cholesky fails: the general solver answers
+    np.testing.assert_allclose(solve_damped_step(indefinite, np.ones(3), 0.0), -1.0 / np.diag(indefinite))
+    assert solve_damped_step(np.zeros((3, 3)), np.ones(3), 0.0) is None  # singular
+
+
+def test_outline_update_recomputes_only_the_changed_rows_of_the_landmark_bases(dense_setup):
+    fitter = dense_setup[0]
+    corr = fitter.correspondence
+    basis = fitter._basis(fitter.num_identity)
+    before = fitter._landmark_bases(corr.vertex_ids, corr.weights, basis)
+    moved = corr.vertex_ids.copy()
+    moved[[4, 50, 200], :] = corr.vertex_ids[[7, 8, 9], :1]  # three points slid onto other fitted vertices
+    full = fitter._landmark_bases(moved, corr.weights, basis)
+    part = fitter._landmark_bases(moved, corr.weights, basis, previous=(corr.vertex_ids, before))
+    assert not np.allclose(full[1], before[1])
+    np.testing.assert_array_equal(part[0], full[0])
+    np.testing.assert_array_equal(part[1], full[1])
+    assert np.shares_memory(before[1], fitter._landmark_bases(corr.vertex_ids, corr.weights, basis)[1]) is False

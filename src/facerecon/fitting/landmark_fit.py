@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.blas import dsyrk
+from scipy.linalg.lapack import dpotrf, dpotrs
 
 from ..errors import FitError, UsageError
 from ..geometry.mesh import vertex_normals
@@ -56,6 +58,12 @@ class CorrelatedNoise:
     def scaled(self, factor: float) -> "CorrelatedNoise":
         """The same noise with every std multiplied by `factor` (Sigma x factor^2)."""
         return CorrelatedNoise(self.diagonal * factor ** 2, self.factors * factor)
+
+
+def _apply_basis(basis: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
+    """(n, 3) basis . coeffs for a basis (n, 3, P), as one matrix-vector product (numpy's stacked
+    (3, P) @ (P,) products are twice as slow)."""
+    return (basis.reshape(-1, basis.shape[-1]) @ coeffs).reshape(basis.shape[:-1])
 
 
 def woodbury_whitener(diagonal: np.ndarray, factors: np.ndarray):
@@ -113,7 +121,7 @@ def landmark_reprojection(mean: np.ndarray, basis: np.ndarray, coeffs: np.ndarra
     """
     f = np.exp(log_focal)
     r_mat = axis_angle_to_matrix_np(rotation)
-    x = mean + basis @ coeffs
+    x = mean + _apply_basis(basis, coeffs)
     rx = x @ r_mat.T
     y = rx + translation
     z = -y[:, 2]
@@ -175,9 +183,16 @@ def normal_equations(residuals: list[tuple[Residual, float]], num_parameters: in
             a_mat[idx, idx] += w * jac * jac
             g[cols] += jac * (w * res.r)
         else:
-            jw = jac * np.broadcast_to(w, res.r.shape)[:, None]
-            a_mat[cols, cols] += jw.T @ jac
-            g[cols] += jw.T @ res.r
+            w = np.broadcast_to(w, res.r.shape)
+            if (w >= 0).all():  # J^T W J as (W^1/2 J)^T (W^1/2 J): one triangle (BLAS syrk), mirrored
+                jw = jac * np.sqrt(w)[:, None]
+                upper = dsyrk(1.0, jw.T)  # (P, P), the upper triangle filled
+                a_mat[cols, cols] += upper + np.triu(upper, 1).T
+                g[cols] += jw.T @ (np.sqrt(w) * res.r)
+            else:
+                jw = jac * w[:, None]
+                a_mat[cols, cols] += jw.T @ jac
+                g[cols] += jw.T @ res.r
     return a_mat, g
 
 
@@ -194,6 +209,13 @@ def hold_parameters(a_mat: np.ndarray, g: np.ndarray, held: np.ndarray) -> None:
 def solve_damped_step(a_mat: np.ndarray, g: np.ndarray, damping: float) -> np.ndarray | None:
     """The Levenberg-Marquardt step -(A + damping diag(A))^-1 g, or None when singular."""
     damped = a_mat + damping * np.diag(np.diag(a_mat) + 1e-6)
+    # symmetric positive definite whenever A is positive semi-definite (a Gauss-Newton matrix):
+    # Cholesky, with the general solver for what it rejects
+    factor, info = dpotrf(damped, lower=0, clean=0)
+    if info == 0:
+        step, info = dpotrs(factor, g, lower=0)
+        if info == 0 and np.isfinite(step).all():
+            return -step
     try:
         return -np.linalg.solve(damped, g)
     except np.linalg.LinAlgError:
@@ -234,6 +256,7 @@ class LandmarkFitter:
         self.local_normals = vertex_normals(mean, tris)[involved]
         self.num_expression = exp_basis.shape[0]
         self._basis_cache: dict[int, np.ndarray] = {}
+        self._contour_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._threads = None
 
     def _basis(self, k_id: int) -> np.ndarray:
@@ -352,9 +375,10 @@ class LandmarkFitter:
         cost = None
         for it in range(cfg.iterations):
             if it in updates:
-                vids = self._update_outline(vids, local_basis, np.concatenate([alpha, psi]), rot, trans, log_f,
-                                            principal)
-                bases = self._landmark_bases(vids, bary, local_basis)
+                new_vids = self._update_outline(vids, local_basis, np.concatenate([alpha, psi]), rot, trans, log_f,
+                                                principal)
+                bases = self._landmark_bases(new_vids, bary, local_basis, previous=(vids, bases))
+                vids = new_vids
                 cost = None
             residuals = evaluate(alpha, psi, rot, trans, log_f, True)
             if cost is None:
@@ -405,17 +429,33 @@ class LandmarkFitter:
         return -(n * y).sum(1) / np.maximum(np.linalg.norm(y, axis=1), 1e-9)
 
     # ------------------------------------------------------------------ pieces
-    def _landmark_bases(self, vids: np.ndarray, bary: np.ndarray, local_basis: np.ndarray):
-        """Mean (L, 3) and the shape basis (L, 3, k_id + E) of the landmark points."""
-        li = self.local_index[vids]
-        mean = np.einsum("lk,lkc->lc", bary, self.local_mean[li])
-        basis = np.einsum("lk,lkcn->lcn", bary, local_basis[li])
+    def _landmark_bases(self, vids: np.ndarray, bary: np.ndarray, local_basis: np.ndarray,
+                        previous: tuple | None = None):
+        """Mean (L, 3) and the shape basis (L, 3, k_id + E) of the landmark points.
+
+        `previous` = (vids, (mean, basis)) of an earlier call with the same `bary` and `local_basis`:
+        then only the rows whose vertices changed (the outline's, after `_update_outline`) are
+        recomputed, into copies (the earlier arrays are left as they were).
+        """
+        if previous is not None:
+            old_vids, (mean, basis) = previous
+            rows = np.nonzero((vids != old_vids).any(axis=1))[0]
+            mean, basis = mean.copy(), basis.copy()
+        else:
+            rows = slice(None)
+            mean = basis = None
+        li = self.local_index[vids[rows]]
+        new_mean = np.einsum("lk,lkc->lc", bary[rows], self.local_mean[li])
+        new_basis = np.einsum("lk,lkcn->lcn", bary[rows], local_basis[li])
+        if previous is None:
+            return new_mean, new_basis
+        mean[rows], basis[rows] = new_mean, new_basis
         return mean, basis
 
     @staticmethod
     def _project(bases, alpha, psi, rot, trans, focal, principal):
         mean, basis = bases
-        x = mean + basis @ np.concatenate([alpha, psi])
+        x = mean + _apply_basis(basis, np.concatenate([alpha, psi]))
         y = x @ axis_angle_to_matrix_np(rot).T + trans
         z = np.maximum(-y[:, 2], 1e-6)
         return np.stack([principal[0] + focal * y[:, 0] / z, principal[1] - focal * y[:, 1] / z], axis=1)
@@ -433,7 +473,11 @@ class LandmarkFitter:
 
     def _update_outline(self, vids, local_basis, coeffs, rot, trans, log_f, principal):
         lc = self.contour_local
-        candidates = self.local_mean[lc] + local_basis[lc] @ coeffs
+        key = local_basis.shape[2]  # one local basis per number of identity modes
+        if key not in self._contour_cache:
+            self._contour_cache[key] = (self.local_mean[lc], np.ascontiguousarray(local_basis[lc]))
+        contour_mean, contour_basis = self._contour_cache[key]
+        candidates = contour_mean + _apply_basis(contour_basis, coeffs)
         centre = self.local_mean[self.local_index[vids[:, 0]]]
         return update_contour_correspondences(vids, self.contours, candidates, self.local_normals[lc], centre,
                                               rot, trans, float(np.exp(log_f)), principal)

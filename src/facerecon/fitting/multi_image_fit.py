@@ -230,9 +230,10 @@ class _JointFit:
             if it in updates:
                 for i, im in enumerate(images):
                     psi, rot, trans, log_f = blocks[i]
-                    im.vids = fitter._update_outline(im.vids, self.basis, np.concatenate([alpha, psi]), rot, trans,
-                                                     log_f, im.principal)
-                    all_bases[i] = fitter._landmark_bases(im.vids, self.bary, self.basis)
+                    vids = fitter._update_outline(im.vids, self.basis, np.concatenate([alpha, psi]), rot, trans,
+                                                  log_f, im.principal)
+                    all_bases[i] = fitter._landmark_bases(vids, self.bary, self.basis, previous=(im.vids, all_bases[i]))
+                    im.vids = vids
                 cost = None
             if cost is None:
                 cost = self._total_cost(alpha, blocks, all_bases)

@@ -14,6 +14,7 @@ A form returns None where its term does not apply (e.g. no eye pairs were given)
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -204,9 +205,15 @@ def weighted_sum(terms: list[tuple[Term, float]], inputs: LossInputs) -> tuple[T
 # ---------------------------------------------------------------------------- the built-in terms
 def expression_prior_weights(names, scale_by_prefix: dict[str, float]) -> np.ndarray:
     """(E,) relative prior weight of each expression: the scale of the first matching name prefix, else 1."""
+    return _prior_weights(tuple(names), tuple(scale_by_prefix.items())).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _prior_weights(names: tuple[str, ...], scale_by_prefix: tuple[tuple[str, float], ...]) -> np.ndarray:
+    # every Gauss-Newton iteration asks: the name matching is done once per model and config
     out = np.ones(len(names))
     for i, name in enumerate(names):
-        for prefix, scale in scale_by_prefix.items():
+        for prefix, scale in scale_by_prefix:
             if name.startswith(prefix):
                 out[i] = scale
                 break
