@@ -1,4 +1,5 @@
 """End to end on a real photo (scikit-image's astronaut) and on images the tests make."""
+import dataclasses
 import json
 
 import numpy as np
@@ -229,3 +230,21 @@ def test_a_face_only_the_mesh_fallback_found_is_flagged_weak(reconstructor, astr
     assert weak.quality.to_dict()["weak_detection"] == "rotated_90+mesh_fallback"
     assert "weak_detection" not in fast_result.quality.to_dict()
     assert weak.to_dict()["quality"]["weak_detection"] == "rotated_90+mesh_fallback"
+
+
+def test_the_first_pass_is_short_only_when_an_error_model_pass_follows(reconstructor):
+    from facerecon.pipeline import Reconstructor
+
+    lm = reconstructor.config.landmark
+    short = reconstructor.first_pass_config(error_model=True)
+    assert (short.num_identity, short.iterations, short.sliding_updates) == (
+        min(20, lm.num_identity), min(4, lm.iterations), min(1, lm.sliding_updates))
+    assert short.terms == lm.terms and short.noise == lm.noise
+    assert reconstructor.first_pass_config(error_model=False) is lm  # the only pass is the whole fit
+    few = dataclasses.replace(reconstructor.config, landmark=dataclasses.replace(lm, num_identity=8, iterations=3))
+    rec = Reconstructor(reconstructor.model, config=few, detector=reconstructor.detector)
+    capped = rec.first_pass_config(error_model=True)
+    assert (capped.num_identity, capped.iterations) == (8, 3)  # never more than the landmark config's
+    full = dataclasses.replace(reconstructor.config, first_pass_identity=None, first_pass_iterations=None,
+                               first_pass_sliding_updates=None)
+    assert Reconstructor(reconstructor.model, config=full, detector=reconstructor.detector).first_pass_config(True) is lm

@@ -349,8 +349,9 @@ class PersonReconstructor:
             raise NoFaceError(f"no face found in {name}")
         t = time.perf_counter()
         points, weights = faces[0].points, rec.landmark_weights.copy()
-        single = rec.fast_fitter.fit(points, (h, w), weights, rec.config.landmark, focal=focal)
         error_model = rec._error_model()
+        single = rec.fast_fitter.fit(points, (h, w), weights, rec.first_pass_config(error_model is not None),
+                                     focal=focal)
         if error_model is not None:  # as the single-photo pipeline: de-biased points, per-point noise weights
             points, weights = rec._apply_error_model(error_model, faces[0].points, weights, single)
             single = rec.fast_fitter.fit(points, (h, w), weights, rec.config.landmark, focal=focal, init=single)
