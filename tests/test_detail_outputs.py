@@ -115,13 +115,23 @@ def test_save_with_extras_writes_each_mesh_once_and_the_same_files(ict_model, ic
     assert json.loads((one / "params.json").read_text())["metric"] == json.loads((two / "params.json").read_text())["metric"]
 
 
-def test_person_detail_writes_the_static_map_and_each_photos_parts(ict_model, ict_head, tmp_path):
+def test_person_detail_writes_the_static_map_and_each_photos_parts(ict_model, ict_head, tmp_path, monkeypatch):
+    from facerecon.io import Mesh, read_glb
     from facerecon.person import PersonReconstruction
 
     recs = [_reconstruction(ict_model, ict_head), _reconstruction(ict_model, ict_head)]
     person = PersonReconstruction(recs[0].state, recs, ["a", "b"], np.ones(2), np.zeros(2), np.zeros(2), [{}, {}],
                                   mode="full")
+    exported: list[str] = []
+    real_export = Mesh.export
+    monkeypatch.setattr(Mesh, "export", lambda self, path: exported.append(
+        f"{Path(path).parent.name}/{Path(path).name}:{self.normal_map is not None}") or real_export(self, path))
     paths = person.save(tmp_path, detail=True)
+    # every mesh written once, after the detail fit: each carries its normal map
+    assert sorted(exported) == sorted(f"{d}/mesh.{f}:True" for d in ("person", "a", "b") for f in ("glb", "obj", "ply"))
+    for d in ("person", "a", "b"):
+        assert "normals.png" in (tmp_path / d / "mesh.mtl").read_text()
+        assert "normalTexture" in read_glb(tmp_path / d / "mesh.glb")["gltf"]["materials"][0]
     summary = json.loads((tmp_path / "person" / "person.json").read_text())
     disp = summary["displacement"]
     static = load_png16(tmp_path / "person" / "displacement.png", PngScale(disp["offset"], disp["scale"]))

@@ -1,6 +1,6 @@
 """The extra outputs of issue 20 for one `Reconstruction`: fine detail maps, per-vertex uncertainty,
 metric scale and gaze, written beside what `Reconstruction.save` writes; and for several photos of
-one person (`write_person_detail`), the shared static detail map and each photo's dynamic part.
+one person (`compute_person_detail`), the shared static detail map and each photo's dynamic part.
 
     paths = save_with_extras(rec, "out/", detail=True, metric=True)   # rec.save with the extras
     paths = write_extras(rec, "out/", detail=True, metric=True)       # beside an earlier rec.save
@@ -113,26 +113,41 @@ def write_detail(rec: "Reconstruction", folder: Path, config: DetailConfig | Non
     return paths, {"displacement": entry, "detail": info}, nmap
 
 
-def write_person_detail(person: Any, folders: list[Path], person_folder: Path,
-                        config: PersonDetailConfig | None = None) -> tuple[dict, dict]:
+@dataclass
+class PersonDetail:
+    """What `compute_person_detail` made: the maps it wrote by name, person.json's entries, the
+    normal map of the static detail on the neutral mesh and each photo's (None where there is none),
+    and each photo's extras.json / params.json entries."""
+
+    paths: dict[str, Path]
+    entries: dict
+    neutral_normal_map: np.ndarray | None
+    photo_normal_maps: list
+    photo_extras: list
+
+
+def compute_person_detail(person: Any, folders: list[Path], person_folder: Path,
+                          config: PersonDetailConfig | None = None) -> PersonDetail:
     """The several-photo detail fit (`fitting.person_detail`) of a full-mode `person.PersonReconstruction`
-    `person` (a layer above: not imported here),
-    written beside what `PersonReconstruction.save` wrote; returns (paths, person.json entries).
+    `person` (a layer above: not imported here); writes the displacement maps, and leaves the
+    meshes (which carry the normal maps, normals.png included), params.json and extras.json to
+    the caller (`PersonReconstruction.save`: each mesh written once).
 
     `person_folder`: displacement.png, the shared static map (16-bit, scale in person.json's
-    `displacement`), and normals.png of it on the neutral mesh (mesh.glb / mesh.mtl carry it).
-    Each photo's folder (`folders`, in `person.photos`' order): displacement.png, that photo's
-    combined map D_static + D_photo (what explains the photo, so the file means what a one-photo
-    reconstruction's does; normals.png and the meshes use it), and displacement_dynamic.png, the
-    photo's expression-dependent part D_photo alone (0 off the texels it shows); both scales in its
-    params.json (`displacement`, `displacement_dynamic`) and extras.json. A photo that shows none
-    of the face region gets no maps (extras.json says why).
+    `displacement`); its normal map is for the neutral mesh. Each photo's folder (`folders`, in
+    `person.photos`' order): displacement.png, that photo's combined map D_static + D_photo (what
+    explains the photo, so the file means what a one-photo reconstruction's does; its normal map
+    and meshes use it), and displacement_dynamic.png, the photo's expression-dependent part D_photo
+    alone (0 off the texels it shows); both scales in the photo's entries (`displacement`,
+    `displacement_dynamic`). A photo that shows none of the face region gets no maps (its entries
+    say why). Without the full mode's light: no maps, person.json's `detail` says so.
     """
     from .fitting.person_detail import DetailPhoto, fit_person_detail
 
     recs = person.photos
     if any(r.sh is None for r in recs):
-        return {}, {"detail": {"unavailable": NEEDS_LIGHT}}
+        return PersonDetail({}, {"detail": {"unavailable": NEEDS_LIGHT}}, None, [None] * len(recs),
+                            [{"detail": {"unavailable": NEEDS_LIGHT}} for _ in recs])
     model = recs[0].model
     photos = []
     for r in recs:
@@ -141,6 +156,7 @@ def write_person_detail(person: Any, folders: list[Path], person_folder: Path,
                                   _feature_points(model, verts)))
     fit = fit_person_detail(model, photos, config, triangles=_visible_triangles(model))
     static = fit.static
+    person_folder.mkdir(parents=True, exist_ok=True)
     paths = {"person/displacement": person_folder / "displacement.png"}
     entry = _displacement_entry(paths["person/displacement"], static.displacement, static.max_mm)
     info = {"static_rms_mm": round(static.rms_mm(), 5), "texel_mm": round(static.texel_mm, 4),
@@ -150,17 +166,18 @@ def write_person_detail(person: Any, folders: list[Path], person_folder: Path,
                        else _unavailable(FitError(fit.skipped[k])) for k in range(len(recs))},
             "meaning": "displacement.png is the detail all photos share (static); each photo's folder holds its "
                        "combined map (displacement.png) and its expression-dependent part (displacement_dynamic.png)"}
-    neutral = person._neutral_reconstruction()
+    neutral = person.neutral_reconstruction()
     found: dict = {}
-    nmap = _normal_map(neutral, neutral.vertices(), static, person_folder, found, info)
+    neutral_map = _normal_map(neutral, neutral.vertices(), static, person_folder, found, info, write=False)
     paths.update({f"person/{k}": v for k, v in found.items()})
-    if nmap is not None:
-        paths.update({f"person/{k}": v for k, v in rewrite_meshes(neutral, person_folder, nmap).items()})
+    photo_maps, photo_extras = [], []
     for k, (rec, folder) in enumerate(zip(recs, folders)):
         extras: dict = {}
+        pmap = None
         if fit.dynamic[k] is None:
             extras["detail"] = _unavailable(FitError(fit.skipped[k]))
         else:
+            folder.mkdir(parents=True, exist_ok=True)
             combined = fit.combined(k)
             own = {"displacement": folder / "displacement.png", "displacement_dynamic": folder / "displacement_dynamic.png"}
             extras["displacement"] = _displacement_entry(own["displacement"], combined.displacement, combined.max_mm)
@@ -170,15 +187,20 @@ def write_person_detail(person: Any, folders: list[Path], person_folder: Path,
             extras["displacement_dynamic"]["meaning"] = "the expression-dependent part alone (0 where unseen)"
             detail = {"rms_mm": round(combined.rms_mm(), 5), "dynamic_rms_mm": round(fit.dynamic_rms_mm(k), 5),
                       "static": "../person/displacement.png"}
-            pmap = _normal_map(rec, rec.vertices(), combined, folder, own, detail)
+            pmap = _normal_map(rec, rec.vertices(), combined, folder, own, detail, write=False)
             extras["detail"] = detail
-            if pmap is not None:
-                own.update(rewrite_meshes(rec, folder, pmap))
             paths.update({f"{folder.name}/{n}": v for n, v in own.items()})
-        _update_params(folder, extras, False)
-        (folder / "extras.json").write_text(json.dumps(extras, indent=1))
-        paths[f"{folder.name}/extras"] = folder / "extras.json"
-    return paths, {"displacement": entry, "detail": info}
+        photo_maps.append(pmap)
+        photo_extras.append(extras)
+    return PersonDetail(paths, {"displacement": entry, "detail": info}, neutral_map, photo_maps, photo_extras)
+
+
+def write_photo_extras(folder: Path, extras: dict) -> dict[str, Path]:
+    """A photo's extras.json, and its params.json (written by `Reconstruction.save`) gaining the
+    `displacement` entries; the paths by name."""
+    _update_params(folder, extras, False)
+    (folder / "extras.json").write_text(json.dumps(extras, indent=1))
+    return {"extras": folder / "extras.json"}
 
 
 def write_uncertainty(rec: "Reconstruction", folder: Path, metric_scale: float = 1.0) -> tuple[dict, dict]:

@@ -157,7 +157,7 @@ class PersonReconstruction:
             a = torch.as_tensor(self.identity[None], dtype=model.dtype, device=model.device)
             return model.vertices(a, None)[0].cpu().double().numpy()
 
-    def _neutral_reconstruction(self) -> Reconstruction:
+    def neutral_reconstruction(self) -> Reconstruction:
         """The most frontal of the most-weighted photos, expression zeroed: its colours dress the neutral mesh."""
         order = sorted(range(len(self.photos)), key=lambda i: (-round(float(self.weights[i]), 6),
                                                                round(abs(self.photos[i].pose_deg[0]), 3),
@@ -168,7 +168,7 @@ class PersonReconstruction:
 
     def neutral_mesh(self) -> Mesh:
         """The full head with the shared identity and no expression (morph targets at weight 0), as `io.Mesh`."""
-        return self._neutral_reconstruction().mesh
+        return self.neutral_reconstruction().mesh
 
     def to_dict(self) -> dict:
         """What person.json holds (JSON-ready)."""
@@ -198,32 +198,52 @@ class PersonReconstruction:
         photo (`Reconstruction.save`, named after the photo); returns the paths by name.
 
         With `detail` (full mode), also the several-photo fine detail
-        (`detail_outputs.write_person_detail`, `fitting.person_detail.PersonDetailConfig`
+        (`detail_outputs.compute_person_detail`, `fitting.person_detail.PersonDetailConfig`
         `detail_config`): person/displacement.png, the static map shared by all photos, and per photo
-        its combined map (displacement.png) and expression-dependent part (displacement_dynamic.png);
+        its combined map (displacement.png) and expression-dependent part (displacement_dynamic.png),
+        each with its normals.png carried by the meshes (every mesh written once, after the fit);
         person.json's `displacement` / `detail` say how to read them, or why there is no detail."""
         folder = Path(folder)
         for rec in self.photos:
             rec.check_finite()
         out = folder / PERSON_FOLDER
-        out.mkdir(parents=True, exist_ok=True)
-        mesh = self.neutral_mesh()
-        paths = {fmt: mesh.export(out / f"mesh.{fmt}") for fmt in supported_formats()}
         folders = photo_folders(self.names)
-        for name, rec in zip(folders, self.photos):
-            for key, p in rec.save(folder / name).items():
-                paths[f"{name}/{key}"] = p
         summary = self.to_dict()
+        extra = None
         if detail:
-            from .detail_outputs import write_person_detail
+            from .detail_outputs import compute_person_detail
             from .errors import FaceReconError
 
             try:
-                found, entries = write_person_detail(self, [folder / n for n in folders], out, detail_config)
+                extra = compute_person_detail(self, [folder / n for n in folders], out, detail_config)
             except FaceReconError as err:
-                found, entries = {}, {"detail": {"unavailable": str(err)}}
-            paths.update(found)
-            summary.update(entries)
+                summary["detail"] = {"unavailable": str(err)}
+            else:
+                summary.update(extra.entries)
+        out.mkdir(parents=True, exist_ok=True)
+        neutral = self.neutral_reconstruction()
+        if extra is not None and extra.neutral_normal_map is not None:
+            from .detail_outputs import output_mesh
+
+            mesh = output_mesh(neutral, extra.neutral_normal_map)
+        else:
+            mesh = neutral.mesh
+        paths = {fmt: mesh.export(out / f"mesh.{fmt}") for fmt in supported_formats()}
+        if extra is not None:
+            paths.update(extra.paths)
+        for k, (name, rec) in enumerate(zip(folders, self.photos)):
+            photo_mesh = None
+            if extra is not None and extra.photo_normal_maps[k] is not None:
+                from .detail_outputs import output_mesh
+
+                photo_mesh = output_mesh(rec, extra.photo_normal_maps[k])
+            for key, p in rec.save(folder / name, mesh=photo_mesh).items():
+                paths[f"{name}/{key}"] = p
+            if extra is not None:
+                from .detail_outputs import write_photo_extras
+
+                paths.update({f"{name}/{key}": p for key, p in write_photo_extras(folder / name,
+                                                                                   extra.photo_extras[k]).items()})
         paths["person"] = out / "person.json"
         paths["person"].write_text(json.dumps(summary, indent=1))
         return paths
