@@ -71,6 +71,21 @@ def test_min_face_size_reaches_smaller_faces(astronaut):
     with create_detector(min_face_size=40) as det:
         face = det.detect_largest(canvas)
     assert 1500 < face.points[:, 0].mean() < 1756 and 200 < face.points[:, 1].mean() < 456
+    assert face.found_by == "full_range"
+
+
+def test_a_small_face_the_default_search_misses_is_found_by_the_finer_one(detector, astronaut):
+    canvas = np.zeros((2000, 3000, 3), np.float32)
+    canvas[:] = (90 / 255, 100 / 255, 110 / 255)
+    small = np.asarray(Image.fromarray((astronaut * 255).astype(np.uint8)).resize((160, 160)),
+                       dtype=np.float32) / 255.0
+    canvas[1100:1260, 2200:2360] = small  # a face about 30 px wide in a 3000 px photo
+    assert detector.detect_boxes(canvas) == []  # the default search (faces >= 120 px here) misses it
+    faces = detector.detect(canvas)
+    assert len(faces) == 1 and faces[0].found_by == "small_face+full_range"
+    assert 2200 < faces[0].points[:, 0].mean() < 2360 and 1100 < faces[0].points[:, 1].mean() < 1260
+    with create_detector(min_face_size=200, rotations=False) as det:  # a size asked for is kept to
+        assert det.detect(canvas) == []
 
 
 def test_several_faces_largest_first(detector, astronaut):
@@ -164,8 +179,8 @@ def test_unrotate_points_inverts_np_rot90():
 class _UprightOnly(MediaPipeDetector):
     """A detector that, like many, sees only upright faces (eyes level, the right eye on the viewer's left)."""
 
-    def _detect_upright(self, img):
-        faces = super()._detect_upright(img)
+    def _detect_upright(self, img, small_faces=False):
+        faces = super()._detect_upright(img, small_faces)
         eyes = [f.points[473] - f.points[468] for f in faces]  # right iris -> left iris
         return [f for f, d in zip(faces, eyes) if d[0] > abs(d[1])]
 
