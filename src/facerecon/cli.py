@@ -122,6 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     except FaceReconError as exc:
         print(f"facerecon: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a write no command turned into OutputError (a full disk mid-run)
+        from .commands.outputs import WRITE_ERRNOS, output_error
+
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        err = output_error(exc)
+        print(f"facerecon: error: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("facerecon: interrupted", file=sys.stderr)
         return 130

@@ -1,7 +1,8 @@
 """Typed errors a user can cause, each with the CLI exit code it maps to.
 
 Exit codes (documented in the README):
-    0 ok, 1 internal error, 2 usage, 3 no face, 4 unreadable or missing input, 5 model missing or bad.
+    0 ok, 1 internal error, 2 usage, 3 no face, 4 unreadable or missing input, 5 model missing or bad,
+    6 different people (person.DifferentPeopleError), 7 output cannot be written.
 """
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ class ModelError(FaceReconError):
     """A morphable-model file is missing, corrupt, truncated, of an unknown format or inconsistent."""
 
     exit_code = 5
+
+
+class OutputError(FaceReconError):
+    """An output folder or file cannot be written: a file stands where a folder must go, no
+    permission, a read-only or full disk."""
+
+    exit_code = 7
 
 
 class RenderError(FaceReconError, ValueError):

@@ -131,3 +131,35 @@ def test_sigterm_mid_run_leaves_only_whole_results_and_skip_existing_continues(i
     assert params["mode"] == "fast"
     files = next(s for s in summary if s.get("image") == names[5])["files"]
     assert "mesh.glb" in files and "params.json" in files
+
+
+@pytest.mark.parametrize("argv", [
+    ["reconstruct", "photo.png", "-o", "a_file"],
+    ["reconstruct", "photo.png", "-o", "a_file/inside"],
+    ["reconstruct", "photo.png", "photo.png", "--same-person", "-o", "a_file"],
+    ["batch", "photos", "-o", "a_file"],
+    ["landmarks", "photo.png", "--out", "a_file/lm.json"],
+])
+def test_an_output_that_cannot_be_a_folder_exits_7_before_any_model_loads(tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (64, 64), (128, 100, 90)).save("photo.png")
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "photos" / "p.png")
+    (tmp_path / "a_file").write_text("a file where the results' folder would go")
+    code, modules, err = _modules_after(argv)
+    assert code == 7 and "a_file" in err and "Traceback" not in err
+    assert not [m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY]
+    assert (tmp_path / "a_file").read_text().startswith("a file")  # untouched
+
+
+def test_one_photo_whose_folder_is_taken_by_a_file_does_not_stop_the_others(ict_dir, tmp_path, capsys):
+    from facerecon.cli import main
+
+    Image.new("RGB", (64, 64)).save(tmp_path / "blank.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "blank").write_text("in the way")
+    code = main(["reconstruct", "--example", "astronaut", str(tmp_path / "blank.png"), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 7 and "blank: exists and is not a folder" in err
+    assert (out / "astronaut" / "params.json").is_file()

@@ -114,6 +114,19 @@ def test_no_face_anywhere_exits_3(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_an_output_folder_taken_by_a_file_is_refused_before_tracking(tmp_path, capsys, monkeypatch):
+    from facerecon.io.video import VideoWriter
+    from facerecon.tracking import VideoTracker
+
+    with VideoWriter(tmp_path / "clip.mp4") as out:
+        for _ in range(3):
+            out.write(np.full((120, 160, 3), 90, np.uint8))
+    (tmp_path / "o").write_text("a file")
+    monkeypatch.setattr(VideoTracker, "track", lambda *a, **k: pytest.fail("tracked before checking the output"))
+    assert main(["track", str(tmp_path / "clip.mp4"), "-o", str(tmp_path / "o")]) == 7
+    assert "exists and is not a folder" in capsys.readouterr().err
+
+
 def test_a_truncated_video_keeps_what_was_tracked(ict_model, tmp_path):
     import av
 

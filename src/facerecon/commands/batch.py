@@ -34,6 +34,7 @@ from typing import Any
 
 from ..errors import FaceReconError, ImageError, UsageError
 from ..io.images import check_image_file
+from .outputs import check_output_folder
 from .reconstruct import Interrupted, _signals_raise_interrupted, save_whole
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
@@ -273,7 +274,7 @@ def batch_command(input_dir: str, out: str, workers: int = 1, mode: str = "fast"
         raise UsageError(f"--workers must be >= 1, got {workers}")
     if mode not in ("fast", "full"):
         raise UsageError(f"--mode must be fast or full, got {mode!r}")
-    root, out_root = Path(input_dir), Path(out)
+    root, out_root = Path(input_dir), check_output_folder(out)
     items = find_images(root, exclude=out_root)
     if not items:
         raise ImageError(f"{root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 from ..errors import FaceReconError, NoFaceError
 from . import quiet_native_stderr
@@ -16,6 +15,7 @@ from ..io.images import load_image, save_image
 from ..landmarks import create_detector
 from ..landmarks.base import FaceLandmarks
 from ..landmarks.draw import draw_landmarks
+from .outputs import check_output_file, output_error
 
 COORDINATES = "pixels; (u, v) = (column, row), origin at the top-left corner of the image"
 
@@ -31,17 +31,19 @@ def landmarks_command(image_path: str | os.PathLike, out_json: str | os.PathLike
         The exit code; on failure a one-line message goes to stderr.
     """
     try:
+        out = check_output_file(out_json)
+        if overlay_png is not None:
+            check_output_file(overlay_png)
         image = load_image(image_path)
         with quiet_native_stderr():
             with create_detector(backend) as detector:
                 faces = detector.detect(image)
         if not faces:
             raise NoFaceError(f"{image_path}: no face found; use a photo with a visible face "
-                              f"(at least about 80 pixels wide)")
+                              f"(at least about 40 pixels wide)")
         h, w = image.shape[:2]
         doc = {"image": str(image_path), "width": w, "height": h, "backend": backend,
                "coordinates": COORDINATES, **_face_json(faces[0]), "faces": [_face_json(f) for f in faces]}
-        out = Path(out_json)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(doc) + "\n")
         if overlay_png is not None:
@@ -51,8 +53,9 @@ def landmarks_command(image_path: str | os.PathLike, out_json: str | os.PathLike
         print(f"facerecon landmarks: {exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
-        print(f"facerecon landmarks: cannot write output: {exc}", file=sys.stderr)
-        return 1
+        err = output_error(exc)
+        print(f"facerecon landmarks: {err}", file=sys.stderr)
+        return err.exit_code
     return 0
 
 

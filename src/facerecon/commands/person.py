@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import FaceReconError
 from ..io.images import check_image_file
+from .outputs import check_output_folder, writing_outputs
 from .reconstruct import EXAMPLE, Interrupted, _example_image, _new_sibling, _signals_raise_interrupted
 
 
@@ -28,6 +29,11 @@ def person_command(images: list[str], out: str, mode: str = "fast", device: str 
     if not images:
         print("facerecon: error: give at least one IMAGE (or --example astronaut)", file=sys.stderr)
         return 2
+    try:
+        check_output_folder(out)
+    except FaceReconError as exc:
+        print(f"facerecon: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     first_error = 0
     usable, names = [], []
     for name in images:
@@ -57,14 +63,15 @@ def person_command(images: list[str], out: str, mode: str = "fast", device: str 
             out_root = Path(out)
             tmp = _new_sibling(out_root, "partial")
             try:
-                result.save(tmp, detail=detail)
-                out_root.mkdir(parents=True, exist_ok=True)
-                for entry in sorted(tmp.iterdir()):
-                    target = out_root / entry.name
-                    if target.is_dir():
-                        shutil.rmtree(target)
-                    os.replace(entry, target)
-                tmp.rmdir()
+                with writing_outputs():
+                    result.save(tmp, detail=detail)
+                    out_root.mkdir(parents=True, exist_ok=True)
+                    for entry in sorted(tmp.iterdir()):
+                        target = out_root / entry.name
+                        if target.is_dir():
+                            shutil.rmtree(target)
+                        os.replace(entry, target)
+                    tmp.rmdir()
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise

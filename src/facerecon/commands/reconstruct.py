@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import FaceReconError
 from ..io.images import check_image_file
+from .outputs import check_output_folder, writing_outputs
 
 EXAMPLE = "astronaut"
 EXIT_USAGE = 2
@@ -58,7 +59,11 @@ def reconstruct_command(images: list[str], out: str, mode: str = "fast", device:
     if max_faces < 1:
         print("facerecon: error: --max-faces must be >= 1", file=sys.stderr)
         return EXIT_USAGE
-    out_root = Path(out)
+    try:
+        out_root = check_output_folder(out)
+    except FaceReconError as exc:
+        print(f"facerecon: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     summary: list[dict] = []
     first_error = 0
     todo: list[tuple[str, Path]] = []
@@ -67,6 +72,7 @@ def reconstruct_command(images: list[str], out: str, mode: str = "fast", device:
         try:
             if name != EXAMPLE:
                 check_image_file(name)
+            check_output_folder(folder)
         except FaceReconError as exc:
             print(f"facerecon: error: {exc}", file=sys.stderr)
             summary.append({"image": name, "error": str(exc), "exit_code": exc.exit_code})
@@ -112,7 +118,8 @@ def _run(todo: list[tuple[str, Path]], out_root: Path, mode: str, device: str, m
                 for k, r in enumerate(results):
                     score_identity(r)
                     target = folder if len(results) == 1 else folder / f"face{k}"
-                    paths = save_whole(r, target, write=_writer(detail, metric))
+                    with writing_outputs():
+                        paths = save_whole(r, target, write=_writer(detail, metric))
                     files = sorted(p.name for p in paths.values())
                     summary.append({"image": name, "face": k, "out": str(target), "mode": mode,
                                     "pose_deg": [round(x, 2) for x in r.pose_deg],

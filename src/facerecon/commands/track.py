@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from ..errors import FaceReconError
+from .outputs import check_output_folder, writing_outputs
 
 FILES = ("expressions.csv", "track.json", "animation.glb", "preview.mp4")
 
@@ -23,6 +23,7 @@ def track_command(video: str, out: str, model: str = "ict", smoothing: str = "rt
     from ..tracking.files import write_animation, write_expressions_csv, write_preview, write_track_json
 
     info = probe_video(video)
+    folder = check_output_folder(out)  # before the tracking, not after it
     config = TrackConfig(smoothing=smoothing)
     exit_code = 0
     with VideoTracker(model, config, download=not offline) as tracker:
@@ -32,19 +33,20 @@ def track_command(video: str, out: str, model: str = "ict", smoothing: str = "rt
             print(f"facerecon: error: {exc}; writing the {exc.track.num_frames} frames read before it",
                   file=sys.stderr)
             track, exit_code = exc.track, exc.exit_code
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = [write_expressions_csv(track, folder / "expressions.csv"), write_track_json(track, folder / "track.json")]
-    if track.reference is not None:
-        written.append(write_animation(track, folder / "animation.glb"))
-    if preview:
-        try:
-            written.append(write_preview(track, read_frames(video, 640), folder / "preview.mp4",
-                                         fps=info.average_fps or 30.0))
-        except FaceReconError as exc:  # the same break as above: the preview stops there
-            if exit_code == 0:
-                raise
-            print(f"facerecon: preview stopped early: {exc}", file=sys.stderr)
+    with writing_outputs():  # a full disk or a lost folder: one line, exit 7
+        folder.mkdir(parents=True, exist_ok=True)
+        written = [write_expressions_csv(track, folder / "expressions.csv"),
+                   write_track_json(track, folder / "track.json")]
+        if track.reference is not None:
+            written.append(write_animation(track, folder / "animation.glb"))
+        if preview:
+            try:
+                written.append(write_preview(track, read_frames(video, 640), folder / "preview.mp4",
+                                             fps=info.average_fps or 30.0))
+            except FaceReconError as exc:  # the same break as above: the preview stops there
+                if exit_code == 0:
+                    raise
+                print(f"facerecon: preview stopped early: {exc}", file=sys.stderr)
     counts = {s: track.status.count(s) for s in ("tracked", "interpolated", "lost")}
     fit_frames = max(counts["tracked"], 1)
     summary = {"video": video, "out": str(folder), "frames": track.num_frames, **counts,
