@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageError, UsageError
+from .outputs import check_output_file, writing_outputs
 
 
 def target_mesh(folder: str | Path):
@@ -61,13 +62,15 @@ def retarget_command(source: str, target: str, out: str) -> int:
     from ..io.animation import write_animated_glb
     from ..tracking.files import read_track_json, track_from_dict
 
+    check_output_file(out)
     track = track_from_dict(read_track_json(source))
     mesh, params = target_mesh(target)
     if params["model"]["name"] != track.model_name:
         raise UsageError(f"the track was made with model {track.model_name!r}, the target with "
                          f"{params['model']['name']!r}; retarget between reconstructions of the same model")
     h, w = track.image_size
-    path = write_animated_glb(out, mesh, track.animation(list(mesh.morph_targets)),
-                              2 * math.atan(h / (2 * track.focal)), w / h)
+    with writing_outputs():
+        path = write_animated_glb(out, mesh, track.animation(list(mesh.morph_targets)),
+                                  2 * math.atan(h / (2 * track.focal)), w / h)
     print(f"{source} -> {target}: {int(track.has_values.sum())} frames animated -> {path}")
     return 0
