@@ -113,6 +113,25 @@ def test_the_shape_test_names_the_odd_photo(person):
     person._check_same_person(np.array([limit - 1, 1.0, 2.0]), None, ["a", "b", "c"])
 
 
+def test_the_neutral_faces_compared_are_the_models_own(person):
+    """The shape test's neutral faces come from a cached region basis (linear in the identity):
+    they are the view's own vertices for identities of any length, mean face included."""
+    import torch
+
+    view = person.reconstructor.view
+    rng = np.random.default_rng(5)
+    ids = [rng.normal(size=view.num_identity), rng.normal(size=12), np.zeros(view.num_identity)]
+    got = person._neutral_region(ids)
+    rows = np.zeros((3, view.num_identity))
+    for row, a in zip(rows, ids):
+        row[: len(a)] = a
+    with torch.no_grad():
+        want = view.vertices(torch.as_tensor(rows, dtype=view.dtype), None).double().numpy()
+    region = person._region if person._region is not None else slice(None)
+    np.testing.assert_allclose(got, want[:, region], atol=1e-3)  # mm; float32 model
+    assert np.abs(got[0] - got[2]).max() > 1.0  # the identities differ where compared
+
+
 def test_a_face_embedder_names_the_odd_photo(person, alice):
     from facerecon.person import DifferentPeopleError, PersonReconstructor
 

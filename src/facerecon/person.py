@@ -298,6 +298,7 @@ class PersonReconstructor:
         view = self.reconstructor.view
         region = view.regions.get(self.config.region)
         self._region = None if region is None else region.cpu().numpy()
+        self._region_basis: tuple[np.ndarray, np.ndarray] | None = None
 
     def close(self) -> None:
         if self._own:
@@ -477,9 +478,18 @@ class PersonReconstructor:
         rows = np.zeros((len(identities), k))
         for row, a in zip(rows, identities):
             row[: min(k, len(a))] = a[:k]
-        with torch.no_grad():
-            v = view.vertices(torch.as_tensor(rows, dtype=view.dtype, device=view.device), None).cpu().double().numpy()
-        return v if self._region is None else v[:, self._region]
+        if self._region_basis is None:
+            # the neutral face is linear in the identity (no expression, no pose): keep the region's
+            # mean and basis, so each comparison is one small product instead of whole-view vertices
+            with torch.no_grad():
+                mean = view.vertices(torch.zeros((1, k), dtype=view.dtype, device=view.device), None)[0]
+            mean = mean.cpu().double().numpy()
+            basis = view.identity_basis.detach().cpu().double().numpy()  # (K, V, 3)
+            if self._region is not None:
+                mean, basis = mean[self._region], basis[:, self._region]
+            self._region_basis = (mean, np.ascontiguousarray(basis.reshape(k, -1)))
+        mean, basis = self._region_basis
+        return mean + (rows @ basis).reshape(len(identities), *mean.shape)
 
     def _disagreement(self, joint: MultiImageFitResult, photos: list[_Photo]) -> tuple[np.ndarray, np.ndarray]:
         """(B,) mm RMS of each photo's own identity to the shared one, and to the median of the others'."""
