@@ -248,3 +248,16 @@ def test_the_first_pass_is_short_only_when_an_error_model_pass_follows(reconstru
     full = dataclasses.replace(reconstructor.config, first_pass_identity=None, first_pass_iterations=None,
                                first_pass_sliding_updates=None)
     assert Reconstructor(reconstructor.model, config=full, detector=reconstructor.detector).first_pass_config(True) is lm
+
+
+def test_the_silhouette_term_runs_on_turned_faces_only(reconstructor, astronaut, fast_result):
+    from facerecon.fitting.silhouette import MAP
+
+    cfg = reconstructor.config
+    assert cfg.photometric.terms["silhouette"] > 0 and cfg.silhouette_min_yaw_deg > 0
+    face = fast_result.landmarks
+    assert reconstructor._silhouette_extras(astronaut, face, cfg.silhouette_min_yaw_deg - 1) == {}
+    targets = reconstructor._silhouette_extras(astronaut, face, -(cfg.silhouette_min_yaw_deg + 1))["image_maps"][MAP]
+    assert targets.shape == astronaut.shape[:2] + (2,)
+    inside, outside = targets[..., 0], targets[..., 1]
+    assert inside.sum() > 0 and 0.2 < outside.mean() < 0.9  # the person's outline, the background around it

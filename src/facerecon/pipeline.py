@@ -75,6 +75,11 @@ class PipelineConfig:
     # identity modes and iterations (None: the landmark config's). On 48 training renders
     # (scripts/calibrate_first_pass.py, seed 9100) 20 modes, 4 iterations and one outline update gave
     # the same gap closed as the full first pass (8.0 %, mean 1.7877 vs 1.7873 mm) in 62 % of the fit time
+    # the full fit's silhouette term (weight in PhotometricFitConfig.terms) runs on turned faces only,
+    # where the outline meets the background: on 48 training renders (scripts/calibrate_silhouette.py
+    # --weights 1000 --min-yaw 15) gap closed 23.2 % against 21.5 % without the term and 22.7 % with it
+    # at every yaw (which cost 0.6 points at |yaw| 0-15 and 0.3-0.4 s per fit)
+    silhouette_min_yaw_deg: float = 15.0
     first_pass_identity: int | None = 20
     first_pass_iterations: int | None = 4
     first_pass_sliding_updates: int | None = 1
@@ -136,10 +141,12 @@ class Reconstructor:
             self._segmenter.close()
             self._segmenter = None
 
-    def _silhouette_extras(self, image: np.ndarray, face) -> dict:
+    def _silhouette_extras(self, image: np.ndarray, face, yaw_deg: float) -> dict:
         """The full fit's extras for its silhouette term (`fitting.silhouette`): the person
-        segmentation and the detected points' hull as targets; empty when the term's weight is 0."""
-        if self.config.photometric.terms.get("silhouette", 0.0) <= 0:
+        segmentation and the detected points' hull as targets; empty (the term left out) when its
+        weight is 0 or the fast fit's |yaw| is below `PipelineConfig.silhouette_min_yaw_deg`."""
+        cfg = self.config
+        if cfg.photometric.terms.get("silhouette", 0.0) <= 0 or abs(yaw_deg) < cfg.silhouette_min_yaw_deg:
             return {}
         from .fitting.silhouette import MAP, silhouette_targets
         from .landmarks.segmentation import PersonSegmenter
@@ -147,7 +154,8 @@ class Reconstructor:
         if self._segmenter is None:
             self._segmenter = PersonSegmenter()
         points = np.asarray(face.points, dtype=np.float64)
-        return {"image_maps": {MAP: silhouette_targets(self._segmenter.segment(image), points[np.isfinite(points).all(1)])}}
+        targets = silhouette_targets(self._segmenter.segment(image), points[np.isfinite(points).all(1)])
+        return {"image_maps": {MAP: targets}}
 
     def __enter__(self) -> "Reconstructor":
         return self
@@ -292,9 +300,9 @@ class Reconstructor:
         h, w = image.shape[:2]
         t = time.perf_counter()
         try:
+            extras = self._silhouette_extras(image, face, float(fast.state.params.pose_deg()[0, 0]))
             full = self.full_fitter.fit(image, points, weights, face_region_mask(face, (h, w)), fast, self.eye_pairs,
-                                        self.lip_pairs, fix_focal=focal is not None,
-                                        extras=self._silhouette_extras(image, face))
+                                        self.lip_pairs, fix_focal=focal is not None, extras=extras)
         except FitError as exc:
             quality.full_mode_failed = str(exc)
             return fast
