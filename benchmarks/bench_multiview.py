@@ -146,6 +146,9 @@ def main() -> None:
                         help="comma list of PipelineConfig.noise_inflation values, one table each (as --joint-prior)")
     parser.add_argument("--poor-fit", default=None,
                         help="comma list of PersonConfig.poor_fit_fraction values, one table each (as --joint-prior)")
+    parser.add_argument("--silhouette", default=None,
+                        help="comma list of on/off for PersonConfig.silhouette (full mode), one table each (as "
+                             "--joint-prior)")
     parser.add_argument("--landmarks", default="detector", choices=["detector", "gt"],
                         help="gt: the true MediaPipe points of each view instead of the detector's (a diagnostic)")
     parser.add_argument("--cache", default=None, help="folder to keep the rendered people in between runs")
@@ -163,6 +166,7 @@ def main() -> None:
     priors = [None] if args.joint_prior is None else [float(x) for x in args.joint_prior.split(",")]
     inflations = [None] if args.inflation is None else [float(x) for x in args.inflation.split(",")]
     poor = [None] if args.poor_fit is None else [float(x) for x in args.poor_fit.split(",")]
+    silhouettes = [None] if args.silhouette is None else [x.strip() == "on" for x in args.silhouette.split(",")]
     with Reconstructor() as base:
         view = base.view
         people = _people(base.model, [args.seed * 1000 + i for i in range(n)], args.cache)
@@ -174,18 +178,21 @@ def main() -> None:
             pipeline = PipelineConfig() if inflation is None else PipelineConfig(noise_inflation=inflation)
             detector = base.detector if args.landmarks == "detector" else _TruePoints(base.model, people)
             rec = Reconstructor(base.model, detector=detector, config=pipeline)
-            for prior, fraction in itertools.product(priors, poor):
+            for prior, fraction, silhouette in itertools.product(priors, poor, silhouettes):
                 config = PersonConfig()
                 if prior is not None:
                     config = dataclasses.replace(config, joint_identity_prior=prior)
                 if fraction is not None:
                     config = dataclasses.replace(config, poor_fit_fraction=fraction)
+                if silhouette is not None:
+                    config = dataclasses.replace(config, silhouette=silhouette)
                 person = PersonReconstructor(rec, config=config)
                 rows, spread = _run(person, people, cal, view, sizes, args.mode)
                 print(f"bench_multiview: {len(people)} people ({missed} left out: a view without a detected face), "
                       f"mode {args.mode}, seed {args.seed}, yaws {YAWS}, held-out image formation; joint identity "
                       f"prior x{config.joint_identity_prior:g}, noise inflation {pipeline.noise_inflation:g}, poor fit "
-                      f"{config.poor_fit_fraction:g}, {args.landmarks} landmarks")
+                      f"{config.poor_fit_fraction:g}, silhouette {'on' if config.silhouette else 'off'}, "
+                      f"{args.landmarks} landmarks")
                 _print(rows, spread, sizes, args.mode)
 
 

@@ -256,8 +256,8 @@ def test_the_silhouette_term_runs_on_turned_faces_only(reconstructor, astronaut,
     cfg = reconstructor.config
     assert cfg.photometric.terms["silhouette"] > 0 and cfg.silhouette_min_yaw_deg > 0
     face = fast_result.landmarks
-    assert reconstructor._silhouette_extras(astronaut, face, cfg.silhouette_min_yaw_deg - 1) == {}
-    targets = reconstructor._silhouette_extras(astronaut, face, -(cfg.silhouette_min_yaw_deg + 1))["image_maps"][MAP]
+    assert reconstructor.silhouette_extras(astronaut, face, cfg.silhouette_min_yaw_deg - 1) == {}
+    targets = reconstructor.silhouette_extras(astronaut, face, -(cfg.silhouette_min_yaw_deg + 1))["image_maps"][MAP]
     assert targets.shape == astronaut.shape[:2] + (2,)
     inside, outside = targets[..., 0], targets[..., 1]
     assert inside.sum() > 0 and 0.2 < outside.mean() < 0.9  # the person's outline, the background around it

@@ -96,6 +96,10 @@ class PersonConfig:
             0.7-1 %, yaw 60 views to 2-3 %. With the error model's per-point weights (calibration
             above, joint prior x0.3): gap closed by 3 views 0.092 at 1 %, 0.072 at 5 % (about
             off); by 5 views 0.085 and -0.002.
+        silhouette: the joint full fit's photos also fitted to their outlines (the pipeline's
+            silhouette term, turned photos only). Off: on training people (`bench_multiview.py --quick
+            --mode full --seed 9 --silhouette off,on`) 3 views closed 0.351 / 0.348 of the gap, 5 views
+            0.365 / 0.354, at 3.1 / 4.0 s for 3 photos: the other views already pin the profile.
         flag_weight_below: photos weighted below this are flagged `down_weighted` (RMS above 2 %).
         min_weight: the smallest weight a photo gets.
         check_same_person: raise `DifferentPeopleError` on disagreement (else only report it).
@@ -104,6 +108,7 @@ class PersonConfig:
 
     joint_identity_prior: float = 0.3
     joint_num_identity: int = 40
+    silhouette: bool = False
     max_disagreement_mm: float = 6.0
     min_identity_cosine: float = 0.82
     poor_fit_fraction: float = 0.01
@@ -443,7 +448,9 @@ class PersonReconstructor:
                 rec.full_fitter, rec.fast_fitter, joint, [p.image for p in photos],
                 [face_region_mask(p.face, p.size) for p in photos], rec.eye_pairs, rec.lip_pairs, rec.config.landmark,
                 points=[p.points for p in photos], weights=[p.weights for p in photos],
-                fix_focal=[p.focal is not None for p in photos])
+                fix_focal=[p.focal is not None for p in photos],
+                extras=[rec.silhouette_extras(p.image, p.face, float(joint.image_state(i).params.pose_deg()[0, 0]))
+                        for i, p in enumerate(photos)] if cfg.silhouette else None)
             timings["joint_full_fit_s"] = time.perf_counter() - t
             own, _ = self._disagreement(joint, photos)
         recs = [self._photo_reconstruction(joint, i, p, mode) for i, p in enumerate(photos)]

@@ -141,7 +141,7 @@ class Reconstructor:
             self._segmenter.close()
             self._segmenter = None
 
-    def _silhouette_extras(self, image: np.ndarray, face, yaw_deg: float) -> dict:
+    def silhouette_extras(self, image: np.ndarray, face, yaw_deg: float) -> dict:
         """The full fit's extras for its silhouette term (`fitting.silhouette`): the person
         segmentation and the detected points' hull as targets; empty (the term left out) when its
         weight is 0 or the fast fit's |yaw| is below `PipelineConfig.silhouette_min_yaw_deg`."""
@@ -300,7 +300,7 @@ class Reconstructor:
         h, w = image.shape[:2]
         t = time.perf_counter()
         try:
-            extras = self._silhouette_extras(image, face, float(fast.state.params.pose_deg()[0, 0]))
+            extras = self.silhouette_extras(image, face, float(fast.state.params.pose_deg()[0, 0]))
             full = self.full_fitter.fit(image, points, weights, face_region_mask(face, (h, w)), fast, self.eye_pairs,
                                         self.lip_pairs, fix_focal=focal is not None, extras=extras)
         except FitError as exc:

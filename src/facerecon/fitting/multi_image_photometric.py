@@ -30,7 +30,7 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
                                 landmark_config: LandmarkFitConfig | None = None,
                                 points: list[np.ndarray] | None = None,
                                 weights: np.ndarray | list[np.ndarray] | None = None, fix_focal: list[bool] | None = None,
-                                rounds: int = 1) -> MultiImageFitResult:
+                                rounds: int = 1, extras: list[dict] | None = None) -> MultiImageFitResult:
     """Refine a joint landmark fit photometrically, keeping one identity.
 
     Args:
@@ -44,6 +44,8 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
             the landmark error model's).
         fix_focal: B flags: hold that photo's focal length.
         rounds: photometric rounds (each: B one-image fits, one shared-identity step).
+        extras: B dicts passed to each photo's fit as `PhotometricFitter.fit`'s extras (e.g. the
+            silhouette term's targets), or None.
 
     Returns:
         `MultiImageFitResult` with albedo (B, V, 3) and light (B, 9, 3).
@@ -56,6 +58,9 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
     if rounds < 1:
         raise UsageError(f"rounds must be >= 1, got {rounds}")
     fix_focal = [False] * b if fix_focal is None else list(fix_focal)
+    extras = [None] * b if extras is None else list(extras)
+    if len(extras) != b:
+        raise UsageError(f"the joint fit has {b} images; got {len(extras)} extras")
     per_image = per_image_weights(weights, b, len(landmark_fitter.correspondence))
     t0 = time.perf_counter()
     w_img = np.asarray(joint.image_weights, dtype=np.float64)
@@ -67,7 +72,7 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
         for i in range(b):
             start = dataclasses.replace(joint.image_result(i), state=states[i].replace(identity=alpha[None].copy()))
             refined[i] = full_fitter.fit(images[i], points[i], per_image[i], skin_masks[i], start, eye_pairs, lip_pairs,
-                                         fix_focal=fix_focal[i])
+                                         fix_focal=fix_focal[i], extras=extras[i])
             steps.append(np.asarray(refined[i].state.params.identity[0], dtype=np.float64) - alpha)
         alpha = alpha + (w_img[:, None] * np.stack(steps)).sum(0) / w_img.sum()
         states = [r.state for r in refined]
