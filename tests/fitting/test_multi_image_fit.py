@@ -9,13 +9,18 @@ from facerecon.fitting.multi_image_fit import MultiImageFitResult, fit_multi_ima
 from facerecon.geometry.rotation import axis_angle_to_matrix_np
 
 
-@pytest.fixture(scope="module")
-def setup(ict_head):
+def sparse_fitter(model):
+    """A fitter on 300 random face vertices (no sliding points) and those vertex ids."""
     rng = np.random.default_rng(0)
-    face = ict_head.regions["narrow_face"].numpy()
+    face = model.regions["narrow_face"].numpy()
     ids = rng.choice(face, 300, replace=False)
     corr = VertexCorrespondence(np.stack([ids] * 3, 1), np.tile([1.0, 0, 0], (300, 1)), np.zeros(300, bool))
-    return LandmarkFitter(ict_head, corr), ids
+    return LandmarkFitter(model, corr), ids
+
+
+@pytest.fixture(scope="module")
+def setup(ict_head):
+    return sparse_fitter(ict_head)
 
 
 def _views(model, ids, seed, yaws=(0.0, 0.6, -0.6), sizes=((480, 640),) * 3, noise=1.0):

@@ -10,7 +10,7 @@ from facerecon.fitting.multi_image_fit import fit_multi_image
 from facerecon.fitting.multi_image_photometric import fit_multi_image_photometric
 from facerecon.fitting.state import Appearance
 
-from .test_multi_image_fit import _views, setup  # noqa: F401 (the fixture)
+from .test_multi_image_fit import _views, sparse_fitter
 
 
 class _RecordingFullFitter:
@@ -26,8 +26,8 @@ class _RecordingFullFitter:
                                                                                sh=appearance.sh))
 
 
-def test_each_photo_gets_its_own_extras(ict_head, setup):  # noqa: F811
-    fitter, ids = setup
+def test_each_photo_gets_its_own_extras(ict_head):
+    fitter, ids = sparse_fitter(ict_head)
     _, points, sizes = _views(ict_head, ids, seed=3)
     joint = fit_multi_image(fitter, points, sizes, init=[fitter.fit(p, s) for p, s in zip(points, sizes)])
     full = _RecordingFullFitter(ict_head.num_vertices)
