@@ -1,6 +1,6 @@
 """Calibrate the fast fit's noise inflation and identity prior on TRAINING renders (issue #15).
 
-    python scripts/calibrate_fit_priors.py [--n 48] [--seed 9100] [--correlated-inflation 1,1.5,2,3]
+    python scripts/calibrate_fit_priors.py [--n 48] [--seed 9100] [--correlated-inflation 1,1.5,2,3] [--mode full]
 
 The landmark error model gives each point's own noise, but neighbouring points' errors are
 correlated, so as independent points they carry less information: the fit would over-trust them
@@ -21,6 +21,7 @@ import time
 from facerecon.evaluation.calibration import calibrate
 from facerecon.evaluation.synthetic import generate_synthetic_set
 from facerecon.harness.synthetic_eval import reconstruct_and_score, summarize_results
+from facerecon.landmarks import create_detector
 from facerecon.models import load_model
 from facerecon.pipeline import PipelineConfig, Reconstructor
 
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument("--identity-prior", default="1,3,10")
     parser.add_argument("--num-identity", type=int, default=None, help="identity modes fitted (default: all)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the rows without the error model")
+    parser.add_argument("--mode", default="fast", choices=("fast", "full"), help="the pipeline mode scored")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="the detector without its test-time augmentation (for an error model learned without it)")
     args = parser.parse_args()
     t0 = time.perf_counter()
     model = load_model("ict")
@@ -43,7 +47,8 @@ def main() -> None:
     priors = [float(x) for x in args.identity_prior.split(",")]
     base = PipelineConfig()
     rows = []
-    with Reconstructor(model, config=base) as first:
+    detector = create_detector("mediapipe", augment=False) if args.no_augment else None
+    with Reconstructor(model, config=base, detector=detector) as first:
         cal = calibrate(faces, first.view)
         if args.num_identity:
             base = dataclasses.replace(base, landmark=dataclasses.replace(base.landmark, num_identity=args.num_identity))
@@ -56,7 +61,7 @@ def main() -> None:
             terms = dict(cfg.landmark.terms, identity_prior=prior)
             cfg = dataclasses.replace(cfg, landmark=dataclasses.replace(cfg.landmark, terms=terms))
             rec = Reconstructor(model, config=cfg, detector=first.detector)
-            r = summarize_results(faces, reconstruct_and_score(faces, rec, "fast"), cal)
+            r = summarize_results(faces, reconstruct_and_score(faces, rec, args.mode), cal)
             rows.append((label, prior, r["gap_fraction"]["mean"], r["error_mm"]["mean"], r["per_yaw_bin"]))
             print(f"{label:<18} identity prior {prior:>4g}: gap {100 * r['gap_fraction']['mean']:5.1f} %  "
                   f"mean {r['error_mm']['mean']:.3f} mm  gap per |yaw| bin "

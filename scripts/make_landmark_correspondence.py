@@ -52,6 +52,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 ROTATIONS_DEG = (0.0, 8.0, -8.0)
+# the packaged canonical face and correspondence come from the plain face mesh (one crop per face);
+# the detector's test-time augmentation is for photos, and the error model is learned on top of these
+DETECTOR_OPTIONS = {"max_num_faces": 1, "augment": False}
 
 
 def canonical_samples() -> tuple[list[np.ndarray], list[bool]]:
@@ -63,7 +66,7 @@ def canonical_samples() -> tuple[list[np.ndarray], list[bool]]:
 
     photo = data.astronaut()
     samples, flipped = [], []
-    with create_detector(max_num_faces=1) as detector:
+    with create_detector(**DETECTOR_OPTIONS) as detector:
         for flip in (False, True):
             base = photo[:, ::-1] if flip else photo
             for angle in ROTATIONS_DEG:
@@ -124,7 +127,7 @@ def render_check(model, corr, yaw: float = 0.0, scale: float = 2.2) -> dict[str,
                                 (512, 512))
     verts = model.mean[None].float()
     out = render_mesh(verts, tris, cam, colors=colours, background=torch.full((1, 512, 512, 3), 0.9))
-    with create_detector(max_num_faces=1) as detector:
+    with create_detector(**DETECTOR_OPTIONS) as detector:
         face = detector.detect_largest(out.image[0].clamp(0, 1).numpy())
     proj = cam.project(model.landmark_points(verts, corr.as_embedding().to("cpu", torch.float32)))[0].numpy()
     err = np.linalg.norm(face.points - proj, axis=1) / scale
@@ -195,7 +198,7 @@ def detect_synthetic(model, n: int, seed: int, yaw_range: tuple[float, float],
 
     faces = generate_synthetic_set(model, n, seed, image_size=image_size, yaw_range=yaw_range)
     own = detector is None
-    detector = create_detector(max_num_faces=1) if own else detector
+    detector = create_detector(**DETECTOR_OPTIONS) if own else detector
     try:
         found = [(f, detector.detect(f.image)) for f in faces]
     finally:
@@ -468,7 +471,7 @@ def learn_and_report(model, init, mirror: np.ndarray | None = None, verbose: boo
     from facerecon.landmarks import create_detector
 
     t0 = time.perf_counter()
-    with create_detector(max_num_faces=1) as detector:
+    with create_detector(**DETECTOR_OPTIONS) as detector:
         data = DetectedSet.concatenate([detect_synthetic(model, n, seed, yaw, detector=detector)
                                         for seed, n, yaw in LEARN_SETS])
         corr = learn_correspondence(model, init, data, mirror=mirror, learn_outline=learn_outline)

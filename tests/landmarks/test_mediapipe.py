@@ -7,7 +7,7 @@ from PIL import Image
 
 from facerecon.errors import NoFaceError, UsageError
 from facerecon.landmarks import FaceLandmarks, create_detector
-from facerecon.landmarks.mediapipe_detector import MediaPipeDetector, unrotate_points
+from facerecon.landmarks.mediapipe_detector import MediaPipeDetector, unflip_points, unrotate_points
 
 
 def test_astronaut_has_one_face_with_478_points(astronaut_face, astronaut):
@@ -219,3 +219,91 @@ def test_one_face_seen_by_both_detectors_and_many_tiles_is_reported_once(detecto
     assert len(detector.detect_boxes(canvas)) == 1
     faces = detector.detect(canvas)
     assert len(faces) == 1
+
+
+def _fake_mesh(normalized: np.ndarray):
+    """A stand-in for MediaPipe's face mesh that returns the same (478, 3) normalized points for any
+    image, so a mirrored crop's points are not those of a mirrored face."""
+    from types import SimpleNamespace
+
+    lm = SimpleNamespace(landmark=[SimpleNamespace(x=x, y=y, z=z) for x, y, z in normalized])
+
+    class Mesh:
+        def process(self, crop):
+            return SimpleNamespace(multi_face_landmarks=[lm])
+
+        def close(self):
+            pass
+
+    return Mesh()
+
+
+def _asymmetric_face() -> np.ndarray:
+    """(478, 3) normalized crop points: the canonical face in the crop's middle half, sheared and
+    noisy so that it is not its own mirror image."""
+    from facerecon.landmarks import load_canonical_face
+
+    p = load_canonical_face().points.copy()
+    p[:, 1] *= -1
+    p /= 2 * np.abs(p[:, :2]).max()
+    p[:, 0] += 0.3 * p[:, 1] + np.random.default_rng(0).normal(0, 0.01, len(p))
+    return p * 0.5 + np.array([0.55, 0.5, 0.0])
+
+
+def test_unflip_points_mirrors_coordinates_and_labels():
+    from facerecon.landmarks import load_canonical_face
+
+    canon = load_canonical_face()
+    face = canon.points * np.array([1.0, -1.0, 1.0]) + np.array([100.0, 120.0, 0.0])
+    # a symmetric face about u = 100 is its own mirror image in a 200 px wide image
+    assert np.allclose(unflip_points(face, 200.0, canon.mirror), face, atol=1e-9)
+    # without relabelling the points would be the other side's
+    assert not np.allclose(unflip_points(face, 200.0, np.arange(478)), face, atol=1.0)
+    skewed = face + np.random.default_rng(1).normal(0, 2.0, face.shape)
+    once = unflip_points(skewed, 200.0, canon.mirror)
+    assert np.allclose(once[:, 1:], skewed[canon.mirror, 1:])
+    assert np.allclose(unflip_points(once, 200.0, canon.mirror), skewed)
+
+
+def test_augmented_points_of_a_fixed_mesh_are_exactly_symmetric(astronaut):
+    from facerecon.landmarks import load_canonical_face
+
+    mirror = load_canonical_face().mirror
+    norm = _asymmetric_face()
+    box = np.array([200.0, 80.0, 260.0, 160.0])
+    outs = {}
+    for augment in (False, True):
+        det = MediaPipeDetector(augment=augment)
+        real = det._mesh
+        det._mesh = _fake_mesh(norm)
+        outs[augment] = det._mesh_in_box(np.round(astronaut * 255).astype(np.uint8), box, 0.9, "full_range")
+        det._mesh = real
+        det.close()
+    # the crops: 2 and 2.4 times the box's longer side (80 px), centred on it (230, 120)
+    plain, passes = None, []
+    for side in (160.0, 192.0):
+        p = norm * side + (230 - side / 2, 120 - side / 2, 0.0)
+        plain = p if plain is None else plain
+        passes += [p, unflip_points(p, 2 * 230.0, mirror)]
+    assert np.allclose(outs[False].points3d, plain)
+    augmented = outs[True].points3d
+    assert np.allclose(augmented, np.median(passes, axis=0))
+    # the fixed mesh's face is not symmetric, but the median of it and its mirror images is
+    assert not np.allclose(unflip_points(plain, 2 * 230.0, mirror), plain, atol=1.0)
+    assert np.allclose(unflip_points(augmented, 2 * 230.0, mirror), augmented)
+    assert np.array_equal(outs[True].points, augmented[:, :2])
+
+
+def test_flipped_photo_gives_the_mirrored_points(detector, astronaut, astronaut_face):
+    w = astronaut.shape[1]
+    mirrored = detector.detect_largest(np.ascontiguousarray(astronaut[:, ::-1]))
+    back = unflip_points(mirrored.points3d, w, detector._mirror)
+    err = np.linalg.norm(back[:, :2] - astronaut_face.points, axis=1)
+    # both are medians over crops and their mirror images, so they differ only where the detector's
+    # box (and so the crops) is not the mirror image of the other one's
+    assert np.median(err) < 0.5
+    assert np.allclose(back[:, 2], astronaut_face.points3d[:, 2], atol=1.0)
+    with create_detector(augment=False) as plain_det:
+        plain = plain_det.detect_largest(astronaut)
+    # the plain mesh is not symmetric under the flip: the augmentation changes its points
+    assert np.median(np.linalg.norm(plain.points - astronaut_face.points, axis=1)) > 0.1

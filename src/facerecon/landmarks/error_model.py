@@ -1,5 +1,6 @@
 """MediaPipe's landmark error model: per point, its bias and noise against the true surface point,
-as a function of |yaw|, learned from synthetic renders (`scripts/make_landmark_error_model.py`).
+as a function of |yaw|, learned from synthetic renders (`scripts/make_landmark_error_model.py`) with the
+detector's default test-time augmentation (`MediaPipeDetector(augment=True)`).
 
 Units are fractions of the face size (the box diagonal of the points). The fits use it to de-bias
 the detected points and to weight each one by its own noise: far-side points of a turned face, whose
