@@ -34,7 +34,8 @@ that both detectors always run):
 Each `FaceLandmarks.found_by` names the path that found it. A face is never reported twice:
 faces whose landmark boxes overlap by IoU > `_SAME_FACE_IOU` are one face.
 Cost on this project's 2-core CPU (benchmarks/bench_landmarks.py): about 6 ms per detector pass and
-5 ms per face, 12 ms for a 512x512 portrait; at most `_MAX_TILES` detector passes per image. An
+7 ms per face-mesh pass: 19 ms for a 512x512 portrait with one pass, 48 ms with `augment`'s four; at
+most `_MAX_TILES` detector passes per image. An
 image where the upright pass finds no face costs the finer tiles' passes (about 0.3 s on a 2000 px
 photo, 1.4 s on a 4000 px one) and the four orientations' (about 4x).
 """
