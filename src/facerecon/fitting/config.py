@@ -109,7 +109,9 @@ class PhotometricFitConfig:
     # training renders (scripts/calibrate_silhouette.py --n 48, seed 9100): gap closed 21.5 % at 0,
     # 22.2 % at 300, 22.7 % at 1000, 22.6 % at 3000 (per |yaw| bin at 1000: 21.1 / 32.9 / 31.2 / 11.4 %
     # against 21.7 / 31.1 / 27.7 / 9.7 % without); the pipeline applies it from |yaw| 15 deg
-    # (PipelineConfig.silhouette_min_yaw_deg: 23.2 %, bins 21.7 / 33.6 / 31.2 / 11.4 %); +0.3-0.4 s per fit
+    # (PipelineConfig.silhouette_min_yaw_deg: 23.2 %, bins 21.7 / 33.6 / 31.2 / 11.4 %); +0.3-0.4 s per fit.
+    # With the augmented detector (landmarks.mediapipe_detector): 24.5 % without, 25.9 % with it
+    # (bins 26.2 / 34.3 / 38.6 / 12.8 against 26.2 / 32.9 / 37.6 / 9.9 %)
     terms: dict[str, float] = field(default_factory=lambda: {
         "landmark": 1.0, "eye_closure": 1.0, "lip_closure": 0.5, "photometric": 500.0,
         "identity_prior": 1.0, "expression_prior": 0.3, "corrective_smoothness": 50.0, "corrective_prior": 0.5,
