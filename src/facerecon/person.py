@@ -219,7 +219,7 @@ class PersonReconstruction:
         summary = self.to_dict()
         extra = None
         if detail:
-            from .detail_outputs import compute_person_detail
+            from .detail_outputs import compute_person_detail, output_mesh, write_photo_extras
             from .errors import FaceReconError
 
             try:
@@ -231,8 +231,6 @@ class PersonReconstruction:
         out.mkdir(parents=True, exist_ok=True)
         neutral = self.neutral_reconstruction()
         if extra is not None and extra.neutral_normal_map is not None:
-            from .detail_outputs import output_mesh
-
             mesh = output_mesh(neutral, extra.neutral_normal_map)
         else:
             mesh = neutral.mesh
@@ -242,16 +240,12 @@ class PersonReconstruction:
         for k, (name, rec) in enumerate(zip(folders, self.photos)):
             photo_mesh = None
             if extra is not None and extra.photo_normal_maps[k] is not None:
-                from .detail_outputs import output_mesh
-
                 photo_mesh = output_mesh(rec, extra.photo_normal_maps[k])
             for key, p in rec.save(folder / name, mesh=photo_mesh).items():
                 paths[f"{name}/{key}"] = p
             if extra is not None:
-                from .detail_outputs import write_photo_extras
-
-                paths.update({f"{name}/{key}": p for key, p in write_photo_extras(folder / name,
-                                                                                   extra.photo_extras[k]).items()})
+                written = write_photo_extras(folder / name, extra.photo_extras[k])
+                paths.update({f"{name}/{key}": p for key, p in written.items()})
         paths["person"] = out / "person.json"
         paths["person"].write_text(json.dumps(summary, indent=1))
         return paths
