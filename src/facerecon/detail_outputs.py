@@ -21,7 +21,7 @@ position times `metric_scale`) and params.json's `metric` says so.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -270,15 +270,13 @@ def output_mesh(rec: "Reconstruction", normal_map: np.ndarray | None = None, met
     """`rec.mesh` with `normal_map` ((S, S, 3) in the atlas of `rec.texture_uv()`, as normals.png)
     and every position times `metric_scale` (the same object when neither changes it)."""
     mesh = rec.mesh
-    png = mesh._png
     if metric_scale != 1.0:
         targets = None if mesh.morph_targets is None else {k: v * metric_scale for k, v in mesh.morph_targets.items()}
-        mesh = replace(mesh, vertices=mesh.vertices * metric_scale, morph_targets=targets,
-                       base_vertices=None if mesh.base_vertices is None else mesh.base_vertices * metric_scale)
+        mesh = mesh.with_changes(vertices=mesh.vertices * metric_scale, morph_targets=targets,
+                                 base_vertices=None if mesh.base_vertices is None else mesh.base_vertices * metric_scale)
     if normal_map is not None:
-        mesh = replace(mesh, normal_map=normal_map, normal_map_file="normals.png")
-    mesh._png = png  # the texture is the same: encoded once (as Mesh.compact keeps it)
-    return mesh
+        mesh = mesh.with_changes(normal_map=normal_map, normal_map_file="normals.png")
+    return mesh  # the texture is the same object: encoded once
 
 
 def rewrite_meshes(rec: "Reconstruction", folder: Path, normal_map: np.ndarray | None = None,

@@ -45,6 +45,26 @@ def test_texture_png_is_encoded_once():
     assert np.asarray(Image.open(io.BytesIO(png))).tolist() == [[[64, 64, 64]] * 4] * 4
 
 
+
+def test_compact_is_computed_once_and_redone_when_a_field_is_replaced():
+    mesh = _with_unused()
+    small = mesh.compact()
+    assert mesh.compact() is small
+    assert small.texture_png() is mesh.texture_png()  # one encoding for the mesh and its compact copy
+    mesh.vertices = mesh.vertices + 1.0
+    moved = mesh.compact()
+    assert moved is not small
+    np.testing.assert_array_equal(moved.vertices, small.vertices + 1.0)
+
+
+def test_with_changes_keeps_the_encoded_texture_only_when_it_is_the_same():
+    mesh = _with_unused()
+    png = mesh.texture_png()
+    assert mesh.with_changes(vertices=mesh.vertices * 2).texture_png() is png
+    other = mesh.with_changes(texture=np.full((4, 4, 3), 0.5))
+    assert other.texture_png() is not png
+    assert np.asarray(Image.open(io.BytesIO(other.texture_png()))).tolist() == [[[128, 128, 128]] * 4] * 4
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(colors=np.zeros((3, 3))), "colors must be one per vertex"),
     (dict(morph_targets={"a": np.zeros((4, 3))}, morph_weights=[1.0, 2.0]), "2 morph weights for 1"),

@@ -154,9 +154,8 @@ def glb_bytes(vertices, triangles, uv=None, uv_triangles=None, texture_png_bytes
                  "material": b.material(texture_png_bytes, normal_png_bytes)}
     mesh = {"name": name, "primitives": [primitive]}
     if targets:
-        primitive["targets"] = [
-            {"POSITION": b.target_accessor(offsets[vertex_map], sparse_targets, sparse_threshold_mm)}
-            for offsets in targets.values()]
+        primitive["targets"] = [{"POSITION": k} for k in b.target_accessors(
+            np.stack(list(targets.values()))[:, vertex_map], sparse_targets, sparse_threshold_mm)]
         mesh["weights"] = weights
         mesh["extras"] = {"targetNames": list(targets)}
     b.gltf["meshes"] = [mesh]
@@ -233,22 +232,28 @@ class _GlbBuilder:
             acc["min"], acc["max"] = array.min(axis=0).tolist(), array.max(axis=0).tolist()
         return self._add_accessor(acc)
 
-    def target_accessor(self, offsets_mm: np.ndarray, sparse: bool, threshold_mm: float) -> int:
+    def target_accessors(self, offsets_mm: np.ndarray, sparse: bool, threshold_mm: float) -> list[int]:
+        """Accessors of K morph targets, offsets (K, V, 3) mm, converted and bounded in one pass."""
         values = (offsets_mm / MM_PER_METRE).astype(np.float32)
-        if not sparse:
-            return self.accessor(values, _ARRAY_BUFFER, min_max=True)
-        is_moved = np.linalg.norm(offsets_mm, axis=1) > threshold_mm
-        dense = np.where(is_moved[:, None], values, np.float32(0))
-        # a sparse accessor needs at least one element: a target that moves nothing stores one zero
-        moved = np.flatnonzero(is_moved) if is_moved.any() else np.array([0])
-        moved = moved.astype(np.uint16 if len(values) <= 65536 else np.uint32)
-        acc = {"componentType": 5126, "count": len(values), "type": "VEC3",
-               "min": dense.min(axis=0).tolist(), "max": dense.max(axis=0).tolist(),
-               "sparse": {"count": len(moved),
-                          "indices": {"bufferView": self.view(_le_bytes(moved)),
-                                      "componentType": _COMPONENT_OF["u", moved.dtype.itemsize]},
-                          "values": {"bufferView": self.view(_le_bytes(dense[moved]))}}}
-        return self._add_accessor(acc)
+        if sparse:
+            is_moved = np.linalg.norm(offsets_mm, axis=2) > threshold_mm
+            values = np.where(is_moved[..., None], values, np.float32(0))
+        lows, highs = values.min(axis=1).tolist(), values.max(axis=1).tolist()
+        out = []
+        for k in range(len(values)):
+            acc = {} if sparse else {"bufferView": self.view(_le_bytes(values[k]), _ARRAY_BUFFER)}
+            acc.update({"componentType": 5126, "count": values.shape[1], "type": "VEC3", "min": lows[k],
+                        "max": highs[k]})
+            if sparse:
+                # a sparse accessor needs at least one element: a target that moves nothing stores one zero
+                moved = np.flatnonzero(is_moved[k]) if is_moved[k].any() else np.array([0])
+                moved = moved.astype(np.uint16 if values.shape[1] <= 65536 else np.uint32)
+                acc["sparse"] = {"count": len(moved),
+                                 "indices": {"bufferView": self.view(_le_bytes(moved)),
+                                             "componentType": _COMPONENT_OF["u", moved.dtype.itemsize]},
+                                 "values": {"bufferView": self.view(_le_bytes(values[k][moved]))}}
+            out.append(self._add_accessor(acc))
+        return out
 
     def material(self, png: bytes | None, normal_png: bytes | None = None) -> int:
         pbr: dict = {"metallicFactor": 0.0, "roughnessFactor": 1.0}

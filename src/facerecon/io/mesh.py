@@ -8,7 +8,7 @@ boundary: glTF writes metres, OBJ and PLY millimetres.
 from __future__ import annotations
 
 import io as _io
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,11 @@ class Mesh:
     base_vertices: np.ndarray | None = None
     normal_map: np.ndarray | None = None
     normal_map_file: str | None = None
-    _png: tuple[int, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    # derived data computed once: "png" (texture, bytes) and "compact" (the fields' values, Mesh);
+    # shared with the meshes `compact` and `with_changes` make. The arrays of a Mesh are treated as
+    # immutable: an entry is valid while the objects it was made from are the mesh's (compared by
+    # identity, and held, so an id is never reused).
+    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.vertices, self.triangles = mesh_arrays(self.vertices, self.triangles)
@@ -85,14 +89,15 @@ class Mesh:
         """The texture as PNG bytes (8-bit, rounded), encoded once per texture array."""
         if self.texture is None:
             raise UsageError("this mesh has no texture")
-        if self._png is None or self._png[0] != id(self.texture):
+        cached = self._derived.get("png")
+        if cached is None or cached[0] is not self.texture:
             from PIL import Image
 
             buf = _io.BytesIO()
             rgb = (np.clip(self.texture, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
             Image.fromarray(rgb).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-            self._png = (id(self.texture), buf.getvalue())
-        return self._png[1]
+            cached = self._derived["png"] = (self.texture, buf.getvalue())
+        return cached[1]
 
     def normal_map_png(self) -> bytes:
         """The normal map as 8-bit PNG bytes."""
@@ -105,9 +110,29 @@ class Mesh:
             buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         return buf.getvalue()
 
+    def with_changes(self, **changes) -> Mesh:
+        """`dataclasses.replace(self, **changes)` that keeps the encoded texture when the texture is
+        the same object (e.g. a scaled mesh, or one given a normal map)."""
+        out = replace(self, **changes)
+        if "png" in self._derived:
+            out._derived["png"] = self._derived["png"]
+        return out
+
     def compact(self) -> Mesh:
         """The same mesh without the vertices (and UVs) that no triangle uses; per-vertex arrays and
-        morph targets are remapped with them. Returns `self` when nothing is unused."""
+        morph targets are remapped with them. Returns `self` when nothing is unused. Computed once
+        per mesh (every exporter calls it); the copy shares the encoded texture."""
+        values = tuple(getattr(self, f.name) for f in fields(self) if f.init)
+        cached = self._derived.get("compact")
+        if cached is not None and len(cached[0]) == len(values) and all(a is b for a, b in zip(cached[0], values)):
+            return cached[1]
+        out = self._compacted()
+        if out is not self:
+            out._derived = self._derived  # the texture is the same object: one PNG for both
+        self._derived["compact"] = (values, out)
+        return out
+
+    def _compacted(self) -> Mesh:
         kept, triangles = used_index_map(self.triangles, len(self.vertices))
         uv, uv_triangles = self.uv, self.uv_triangles
         if uv is not None:
@@ -117,11 +142,9 @@ class Mesh:
             return self
         pick = lambda a: None if a is None else a[kept]  # noqa: E731
         targets = None if self.morph_targets is None else {k: v[kept] for k, v in self.morph_targets.items()}
-        out = replace(self, vertices=self.vertices[kept], triangles=triangles, uv=uv, uv_triangles=uv_triangles,
-                      colors=pick(self.colors), normals=pick(self.normals), base_vertices=pick(self.base_vertices),
-                      morph_targets=targets)
-        out._png = self._png
-        return out
+        return replace(self, vertices=self.vertices[kept], triangles=triangles, uv=uv, uv_triangles=uv_triangles,
+                       colors=pick(self.colors), normals=pick(self.normals), base_vertices=pick(self.base_vertices),
+                       morph_targets=targets)
 
     def export(self, path: str | Path | None = None, file_type: str | None = None):
         """Write the mesh, or return its bytes.
