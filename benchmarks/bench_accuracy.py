@@ -27,6 +27,7 @@ import numpy as np
 from facerecon.evaluation.calibration import calibrate
 from facerecon.evaluation.heldout import HELDOUT_YAW_BINS, HeldoutScene, generate_heldout_set, horizontal_fov_deg
 from facerecon.harness.synthetic_eval import reconstruct_and_score, summarize_results
+from facerecon.landmarks import create_detector
 from facerecon.models import load_model
 from facerecon.pipeline import PipelineConfig, Reconstructor
 
@@ -87,13 +88,15 @@ def _replace_at(config, path: tuple[str, ...], value):
 @dataclass
 class Row:
     """One benchmark row: a mode, where the landmarks come from, whether the true focal length is
-    given, and a config variant (None: the default config; a variant may return None = unavailable)."""
+    given, a config variant (None: the default config; a variant may return None = unavailable), and
+    the detector's face mesh (None: the default; "v1" the legacy one, with its own error model)."""
 
     label: str
     mode: str
     landmarks: str = "detector"
     known_focal: bool = False
     config: Callable[[PipelineConfig], PipelineConfig | None] | None = None
+    mesh: str | None = None
 
 
 ROWS = [
@@ -106,6 +109,8 @@ ROWS = [
 ]
 # full-mode variants for --ablation: add a row here (label, mode, config variant)
 ABLATIONS = [
+    Row("fast, legacy face mesh (v1)", "fast", mesh="v1"),
+    Row("full, legacy face mesh (v1)", "full", mesh="v1"),
     Row("fast, no landmark error model", "fast", config=with_field("landmark_error_model", False)),
     Row("fast, correlated noise", "fast", config=with_field("correlated_noise", True)),
     Row("full, correlated noise", "full", config=with_field("correlated_noise", True)),
@@ -145,18 +150,25 @@ def run_rows(faces, model, rows: list[Row]) -> dict[str, dict | None]:
     with Reconstructor(model, config=base) as first:
         cal = calibrate(faces, first.view)
         others: dict[int, Reconstructor] = {}
+        detectors = {getattr(first.detector, "mesh", None): first.detector}
         for row in rows:
             config = base if row.config is None else row.config(base)
             if config is None:
                 results[row.label] = None
                 continue
-            if config is base:
+            if row.mesh is not None and row.mesh not in detectors:
+                detectors[row.mesh] = create_detector("mediapipe", mesh=row.mesh)
+            detector = first.detector if row.mesh is None else detectors[row.mesh]
+            if config is base and detector is first.detector:
                 rec = first
             else:
-                rec = others.setdefault(id(row), Reconstructor(model, config=config, detector=first.detector))
+                rec = others.setdefault(id(row), Reconstructor(model, config=config, detector=detector))
             runner = KnownFocal(rec, faces) if row.known_focal else rec
             scored = reconstruct_and_score(faces, runner, row.mode, row.landmarks)
             results[row.label] = summarize_results(faces, scored, cal)
+        for detector in detectors.values():
+            if detector is not first.detector:
+                detector.close()
     return results
 
 
@@ -268,6 +280,8 @@ def main() -> None:
     parser.add_argument("--fov-sweep", action="store_true", help="the same faces at 15-70 deg FOV instead")
     parser.add_argument("--mode", choices=("fast", "full"), default=None,
                         help="only the rows of this mode (a quicker look while developing)")
+    parser.add_argument("--rows", default=None,
+                        help="only the rows whose label is one of these, separated by ';' (e.g. 'fast;full, known focal')")
     args = parser.parse_args()
     t_start = time.perf_counter()
     model = load_model("ict")
@@ -283,6 +297,9 @@ def main() -> None:
     faces = generate_heldout_set(model, n, args.seed, IMAGE_SIZE)
     t_gen = time.perf_counter() - t
     rows = [r for r in ROWS + (ABLATIONS if args.ablation else []) if args.mode in (None, r.mode)]
+    if args.rows:
+        wanted = {w.strip() for w in args.rows.split(";")}
+        rows = [r for r in rows if r.label in wanted]
     results = run_rows(faces, model, rows)
 
     fovs = [horizontal_fov_deg(f) for f in faces]

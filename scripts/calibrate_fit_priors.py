@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--mode", default="fast", choices=("fast", "full"), help="the pipeline mode scored")
     parser.add_argument("--no-augment", action="store_true",
                         help="the detector without its test-time augmentation (for an error model learned without it)")
+    parser.add_argument("--mesh", default="auto", choices=("auto", "v2", "v1"), help="the detector's face mesh")
     args = parser.parse_args()
     t0 = time.perf_counter()
     model = load_model("ict")
@@ -47,7 +48,7 @@ def main() -> None:
     priors = [float(x) for x in args.identity_prior.split(",")]
     base = PipelineConfig()
     rows = []
-    detector = create_detector("mediapipe", augment=False) if args.no_augment else None
+    detector = create_detector("mediapipe", augment=not args.no_augment, mesh=args.mesh)
     with Reconstructor(model, config=base, detector=detector) as first:
         cal = calibrate(faces, first.view)
         if args.num_identity:

@@ -52,9 +52,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 ROTATIONS_DEG = (0.0, 8.0, -8.0)
-# the packaged canonical face and correspondence come from the plain face mesh (one crop per face);
-# the detector's test-time augmentation is for photos, and the error model is learned on top of these
-DETECTOR_OPTIONS = {"max_num_faces": 1, "augment": False}
+# the packaged canonical face and correspondence come from the plain legacy face mesh (v1, one crop
+# per face); the detector's test-time augmentation and its v2 mesh are for photos, and each mesh's
+# error model is learned on top of these (its bias is relative to this correspondence)
+DETECTOR_OPTIONS = {"max_num_faces": 1, "augment": False, "mesh": "v1"}
 
 
 def canonical_samples() -> tuple[list[np.ndarray], list[bool]]:

@@ -2,7 +2,9 @@
 relative to the true surface point, and the correlation of the noise across points, as a function
 of |yaw| (issue #15, step 2).
 
-    python scripts/make_landmark_error_model.py [--n 840] [--seed 7000] [--rank 16] [--residuals cache.npz]
+    python scripts/make_landmark_error_model.py [--mesh v2|v1] [--n 840] [--seed 7000] [--rank 16] [--residuals cache.npz]
+
+One model per face mesh of the detector (`MediaPipeDetector(mesh=...)`), written to its packaged file.
 
 Renders off-model ICT faces with the project's synthetic generator (seeds disjoint from every
 benchmark's), runs the MediaPipe detector, and compares each detected point with the model's
@@ -25,18 +27,19 @@ import numpy as np
 from facerecon.evaluation.synthetic import generate_synthetic_set, ground_truth_mediapipe_points
 from facerecon.landmarks import create_detector, load_correspondence
 from facerecon.landmarks.correspondence import load_canonical_face
-from facerecon.landmarks.error_model import BIN_EDGES_DEG, DEFAULT_RANK, ERROR_MODEL_FILE, estimate_error_model
+from facerecon.landmarks.error_model import BIN_EDGES_DEG, DEFAULT_RANK, ERROR_MODEL_FILES, estimate_error_model
+from facerecon.landmarks.mediapipe_detector import ERROR_MODELS
 from facerecon.models import load_model
 
-OUT = Path(__file__).resolve().parents[1] / "src" / "facerecon" / "data" / ERROR_MODEL_FILE
+DATA = Path(__file__).resolve().parents[1] / "src" / "facerecon" / "data"
 
 
-def render_residuals(model, n: int, seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+def render_residuals(model, n: int, seed: int, size: int, mesh: str) -> tuple[np.ndarray, np.ndarray]:
     """(N, 478, 2) detected - true points in face sizes and (N,) yaw of the N <= n faces detected."""
     emb = load_correspondence(model).as_embedding()
     top = BIN_EDGES_DEG[-1]
     residuals, yaws = [], []
-    with create_detector("mediapipe") as det:
+    with create_detector("mediapipe", mesh=mesh) as det:
         for start in range(0, n, 30):
             faces = generate_synthetic_set(model, min(30, n - start), seed + start, off_model=True,
                                            image_size=size, yaw_range=(-top, top))
@@ -59,19 +62,21 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=840)
     parser.add_argument("--seed", type=int, default=7000)
     parser.add_argument("--size", type=int, default=320)
-    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--mesh", default="v2", choices=sorted(ERROR_MODELS), help="the detector's face mesh")
+    parser.add_argument("--out", default=None, help="default: the packaged file of --mesh's model")
     parser.add_argument("--rank", type=int, default=DEFAULT_RANK, help="rank of the correlated noise model")
     parser.add_argument("--residuals", default=None,
                         help="an .npz cache of the detector residuals: read when it exists, else written")
     args = parser.parse_args()
     t0 = time.perf_counter()
+    args.out = args.out or str(DATA / ERROR_MODEL_FILES[ERROR_MODELS[args.mesh]])
     mirror = load_canonical_face().mirror
     if args.residuals and Path(args.residuals).exists():
         cached = np.load(args.residuals)
         residuals, yaws = cached["residuals"].astype(np.float64), cached["yaw_deg"].astype(np.float64)
         print(f"read {len(yaws)} faces' residuals from {args.residuals}")
     else:
-        residuals, yaws = render_residuals(load_model("ict"), args.n, args.seed, args.size)
+        residuals, yaws = render_residuals(load_model("ict"), args.n, args.seed, args.size, args.mesh)
         if args.residuals:
             np.savez_compressed(args.residuals, residuals=residuals.astype(np.float32), yaw_deg=yaws)
     model, counts = estimate_error_model(residuals, yaws, mirror, rank=args.rank)

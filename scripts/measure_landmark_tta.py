@@ -1,6 +1,6 @@
 """Measure test-time augmentation of MediaPipe's face mesh on TRAINING renders (issue #15).
 
-    python scripts/measure_landmark_tta.py [--n 60] [--seed 7000] [--size 320]
+    python scripts/measure_landmark_tta.py [--n 60] [--seed 7000] [--size 320] [--mesh v2|v1]
 
 For each off-model face of the project's generator (seeds as `make_landmark_error_model.py`; no
 benchmark's), the face box is found once, then the face mesh runs on several crops around it: the
@@ -22,7 +22,6 @@ from facerecon.evaluation.synthetic import generate_synthetic_set, ground_truth_
 from facerecon.landmarks import create_detector, load_correspondence
 from facerecon.landmarks.base import as_uint8_rgb
 from facerecon.landmarks.correspondence import load_canonical_face
-from facerecon.landmarks.mediapipe_detector import _landmark_array, _square_crop
 from facerecon.landmarks.schemes import MEDIAPIPE_IRIS
 from facerecon.models import load_model
 
@@ -32,30 +31,17 @@ CROPS = ((2.0, 0.0, 0.0), (1.7, 0.0, 0.0), (2.4, 0.0, 0.0), (2.0, 0.08, 0.06), (
 
 
 def mesh_in_crop(det, img: np.ndarray, box: np.ndarray, scale: float, dx: float, dy: float, flip: bool,
-                 mirror: np.ndarray) -> np.ndarray | None:
-    """(478, 3) face-mesh points (u, v, w) px of the face nearest the box centre, from a square crop
-    of side `scale` x the box's longer side centred at the box centre + (dx, dy) box sides; with
-    `flip` the crop is mirrored first and the points mapped back (x un-flipped, labels mirrored)."""
+                 mesh: str) -> np.ndarray | None:
+    """(478, 3) points (u, v, w) px of face mesh `mesh` ("v2" or "v1", as `MediaPipeDetector(mesh=...)`)
+    for the face nearest the crop centre, in a square crop of side `scale` x the box's longer side
+    centred at the box centre + (dx, dy) box sides; with `flip` the crop is mirrored first and the
+    points mapped back (x un-flipped, labels mirrored)."""
     bw = max(box[2] - box[0], box[3] - box[1])
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    crop, x0, y0, side = _square_crop(img, cx + dx * bw, cy + dy * bw, scale * bw)
-    if flip:
-        crop = np.ascontiguousarray(crop[:, ::-1])
-    result = det._mesh.process(crop)
-    best, best_d = None, np.inf
-    for lm in result.multi_face_landmarks or []:
-        xyz = _landmark_array(lm)
-        if flip:
-            xyz[:, 0] = 1.0 - xyz[:, 0]
-            xyz = xyz[mirror]
-        xyz = xyz * side + np.array([x0, y0, 0.0])
-        d = float(np.hypot(*(xyz[:, :2].mean(0) - (cx, cy))))
-        if d < best_d:
-            best, best_d = xyz, d
-    return best
+    return det._mesh_in_crop(img, cx + dx * bw, cy + dy * bw, scale * bw, flip, mesh)
 
 
-def collect(n: int, seed: int, size: int):
+def collect(n: int, seed: int, size: int, mesh: str):
     """Per face: (V, 478, 3) points of every (crop, flip) pass or NaN, the truth, the face size, yaw,
     and the mean seconds per pass."""
     model = load_model("ict")
@@ -63,7 +49,7 @@ def collect(n: int, seed: int, size: int):
     mirror = load_canonical_face().mirror
     passes = [(c, f) for c in CROPS for f in (False, True)]
     out, truths, sizes, yaws, secs = [], [], [], [], []
-    with create_detector("mediapipe") as det:
+    with create_detector("mediapipe", mesh=mesh) as det:
         for start in range(0, n, 30):
             faces = generate_synthetic_set(model, min(30, n - start), seed + start, off_model=True, image_size=size,
                                            yaw_range=(-BINS[-1], BINS[-1]))
@@ -77,7 +63,7 @@ def collect(n: int, seed: int, size: int):
                 pts = np.full((len(passes), 478, 3), np.nan)
                 t0 = time.perf_counter()
                 for k, ((s, dx, dy), flip) in enumerate(passes):
-                    p = mesh_in_crop(det, img, box, s, dx, dy, flip, mirror)
+                    p = mesh_in_crop(det, img, box, s, dx, dy, flip, mesh)
                     if p is not None:
                         pts[k] = p
                 secs.append((time.perf_counter() - t0) / len(passes))
@@ -120,9 +106,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7000)
     parser.add_argument("--size", type=int, default=320)
+    parser.add_argument("--mesh", default="v2", choices=("v2", "v1"), help="the detector's face mesh")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    pts, truth, sizes, yaws, sec, passes, mirror = collect(args.n, args.seed, args.size)
+    pts, truth, sizes, yaws, sec, passes, mirror = collect(args.n, args.seed, args.size, args.mesh)
     plain = [k for k, (_, f) in enumerate(passes) if not f]
     variants = {
         "single crop (now)": ([0], "mean"),

@@ -270,7 +270,7 @@ class Reconstructor:
         if not self.config.landmark_error_model or name is None:
             return None
         if name not in self._error_models:
-            self._error_models[name] = LandmarkErrorModel.load()
+            self._error_models[name] = LandmarkErrorModel.load(name)
         return self._error_models[name]
 
     def _apply_error_model(self, model: LandmarkErrorModel, points: np.ndarray, weights: np.ndarray,

@@ -53,8 +53,9 @@ def test_an_empty_bin_is_an_error():
         estimate_error_model(r[keep], yaw[keep], mirror)
 
 
-def test_the_packaged_model_loads_and_weights_far_side_points_down():
-    model = LandmarkErrorModel.load()
+@pytest.mark.parametrize("name", ["mediapipe478_v2", "mediapipe478"])
+def test_the_packaged_models_load_and_weight_far_side_points_down(name):
+    model = LandmarkErrorModel.load(name)
     from facerecon.landmarks.schemes import MEDIAPIPE_SILHOUETTE
 
     _, frontal = model.at(0.0)
@@ -110,3 +111,8 @@ def test_the_covariance_interpolates_between_bins_and_mirrors_for_left_turns():
     plain, _ = estimate_error_model(r, yaw, mirror)
     with pytest.raises(ModelError, match="covariance"):
         plain.covariance_at(10.0)
+
+
+def test_an_unknown_error_model_name_is_a_model_error():
+    with pytest.raises(ModelError, match="no landmark error model named 'dlib68'"):
+        LandmarkErrorModel.load("dlib68")

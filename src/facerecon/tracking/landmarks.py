@@ -22,6 +22,9 @@ WINDOW_SCALE = 2.2
 RECENTRE_FRACTION = 0.12
 SIZE_RANGE = (0.32, 0.6)
 FOUND_BY_TRACKING = "video_tracking"
+# the video-mode face mesh is the legacy one (v1): the tracked points' learned error model
+# (`LandmarkErrorModel.load`), also used for the frames the detector re-acquires
+ERROR_MODEL = "mediapipe478"
 
 
 class FaceLandmarkTracker:
@@ -33,6 +36,8 @@ class FaceLandmarkTracker:
 
     `update(image)` for each frame in order; `reset()` between clips.
     """
+
+    error_model = ERROR_MODEL
 
     def __init__(self, detector: MediaPipeDetector | None = None, min_tracking_confidence: float = 0.5) -> None:
         from ..landmarks.mediapipe_import import import_mediapipe

@@ -274,7 +274,7 @@ class VideoTracker:
         rec = self.reconstructor
         with_model = self.config.error_model and rec.config.landmark_error_model and \
             getattr(rec.detector, "error_model", None) is not None
-        self._error_model = LandmarkErrorModel.load() if with_model else None
+        self._error_model = LandmarkErrorModel.load(self.landmarks.error_model) if with_model else None
 
     def close(self) -> None:
         self.landmarks.close()
