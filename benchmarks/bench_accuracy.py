@@ -281,7 +281,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("fast", "full"), default=None,
                         help="only the rows of this mode (a quicker look while developing)")
     parser.add_argument("--rows", default=None,
-                        help="only the rows whose label is one of these, separated by ';' (e.g. 'fast;full, known focal')")
+                        help="only the rows with these labels, separated by ';' (e.g. 'fast;full, known focal')")
     args = parser.parse_args()
     t_start = time.perf_counter()
     model = load_model("ict")

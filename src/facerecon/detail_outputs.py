@@ -272,8 +272,8 @@ def output_mesh(rec: "Reconstruction", normal_map: np.ndarray | None = None, met
     mesh = rec.mesh
     if metric_scale != 1.0:
         targets = None if mesh.morph_targets is None else {k: v * metric_scale for k, v in mesh.morph_targets.items()}
-        mesh = mesh.with_changes(vertices=mesh.vertices * metric_scale, morph_targets=targets,
-                                 base_vertices=None if mesh.base_vertices is None else mesh.base_vertices * metric_scale)
+        base = None if mesh.base_vertices is None else mesh.base_vertices * metric_scale
+        mesh = mesh.with_changes(vertices=mesh.vertices * metric_scale, morph_targets=targets, base_vertices=base)
     if normal_map is not None:
         mesh = mesh.with_changes(normal_map=normal_map, normal_map_file="normals.png")
     return mesh  # the texture is the same object: encoded once

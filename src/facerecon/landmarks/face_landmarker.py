@@ -28,7 +28,8 @@ from ..errors import ModelError, NoFaceError, UsageError
 from ..models.arkit import ARKIT_NAMES
 from .base import as_uint8_rgb
 from .mediapipe_detector import _CROP_ENLARGE, _square_crop
-from .task_file import INSTALL_HINT, TASK_FILE, TASK_SHA256, find_task_file, load_task_buffer  # noqa: F401 (re-exported)
+# re-exported: the task file's lookup lives in task_file
+from .task_file import INSTALL_HINT, TASK_FILE, TASK_SHA256, find_task_file, load_task_buffer  # noqa: F401
 
 # ARKit names the network has no output for (reported as 0)
 NOT_ESTIMATED: tuple[str, ...] = ("tongueOut",)
