@@ -367,3 +367,18 @@ def test_both_meshes_find_the_astronaut_within_a_few_pixels(astronaut, astronaut
     assert astronaut_face.found_by == "full_range" and v1.found_by == "full_range"
     gap = np.linalg.norm(v1.points - astronaut_face.points, axis=1)
     assert np.median(gap) < 3.0 and np.percentile(gap, 95) < 8.0
+
+
+@needs_v2
+def test_a_corrupt_v2_task_file_is_a_model_error_before_any_graph_is_made(monkeypatch, tmp_path):
+    from facerecon.errors import ModelError
+    from facerecon.landmarks import mediapipe_import, task_file
+
+    bad = tmp_path / "face_landmarker_v2.task"
+    bad.write_bytes(b"corrupt")
+    monkeypatch.setattr(task_file, "find_task_file", lambda: bad)
+    made = []
+    monkeypatch.setattr(mediapipe_import, "import_mediapipe", lambda: made.append(1))
+    with pytest.raises(ModelError, match="SHA-256.*reinstall"):
+        MediaPipeDetector(mesh="v2")
+    assert not made

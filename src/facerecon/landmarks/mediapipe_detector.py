@@ -125,6 +125,8 @@ class MediaPipeDetector(LandmarkDetector):
         self.rotations = bool(rotations)
         self.augment = bool(augment)
         self._mirror = load_canonical_face().mirror if self.augment else None
+        # the v2 task file is read and hash-checked first: a bad file fails before any graph exists
+        task = load_task_buffer() if self.mesh == "v2" else None
         from .mediapipe_import import import_mediapipe
 
         import_mediapipe()
@@ -144,7 +146,7 @@ class MediaPipeDetector(LandmarkDetector):
             from mediapipe.tasks.python import BaseOptions, vision
 
             options = vision.FaceLandmarkerOptions(
-                base_options=BaseOptions(model_asset_buffer=load_task_buffer(), delegate=BaseOptions.Delegate.CPU),
+                base_options=BaseOptions(model_asset_buffer=task, delegate=BaseOptions.Delegate.CPU),
                 running_mode=vision.RunningMode.IMAGE, num_faces=2, min_face_detection_confidence=0.3,
                 min_face_presence_confidence=0.3)
             self._landmarker = vision.FaceLandmarker.create_from_options(options)
