@@ -25,7 +25,6 @@ from ..errors import ModelError
 ERROR_MODEL_FILES = {"mediapipe478": "landmark_error_mediapipe_ict.npz",
                      "mediapipe478_v2": "landmark_error_mediapipe_v2_ict.npz"}
 DEFAULT_ERROR_MODEL = "mediapipe478_v2"
-ERROR_MODEL_FILE = ERROR_MODEL_FILES[DEFAULT_ERROR_MODEL]
 BIN_EDGES_DEG = (0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 75.0)
 DEFAULT_RANK = 16
 
