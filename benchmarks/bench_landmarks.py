@@ -5,7 +5,8 @@ Reports, in ms per image: the first call (graph creation + first detection) and 
 (median), for `detect` (face detector + face mesh on the face crop) and, as the baseline measured
 in the same run, MediaPipe's face mesh alone on the whole image (`detect_full_image`) and the face
 detector alone. The same on a 2000x2000 canvas with the astronaut pasted small, where the
-full-image mesh finds no face (why `detect` tiles and crops).
+full-image mesh finds no face (why `detect` tiles and crops). With the default `threads=2`, also
+`detect` with `threads=1` (the v2 passes one after another) and whether the points are the same.
 
 Accuracy:
 - real photos with iBUG-68 annotations: breakingbad.jpg, einstein.jpg and takeo.ppm with their
@@ -77,6 +78,12 @@ def main() -> int:
     print(f"  2000x2000 canvas, small face: detect {big:.1f} ms ({found} face), full-image mesh "
           f"{big_base:.1f} ms ({found_base} face), x{big / big_base:.2f}")
     det.close()
+    if det.threads == 2:
+        with create_detector("mediapipe", threads=1) as one:
+            one_ms = steady_ms(lambda: one.detect(photo), repeats)
+            same = np.array_equal(one.detect(photo)[0].points3d, faces[0].points3d)
+        print(f"  detect with threads=1 (the v2 passes one after another): {one_ms:.1f} ms; threads=2 "
+              f"x{rows[0][1] / one_ms:.2f} of it, {'the same' if same else 'DIFFERENT'} points")
 
     real_photo_nme()
     detection_by_yaw(args.n or (24 if args.quick else 60))

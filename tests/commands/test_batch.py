@@ -183,3 +183,19 @@ def test_real_reconstruction_with_two_local_workers(tmp_path, ict_dir):
     done = json.loads((out / MANIFEST).read_text())["done"]
     assert set(done) == {"astronaut.jpg", "mirrored.png"}
     assert all(v["landmark_rms_px"] < 10 and v["worker_peak_rss_mb"] > 100 for v in done.values())
+
+
+def test_limit_threads_sets_the_face_mesh_threads_by_the_detectors_own_variable(monkeypatch):
+    from facerecon.commands import batch
+    from facerecon.landmarks.mediapipe_detector import THREADS_VAR
+
+    assert batch.MESH_THREADS_VAR == THREADS_VAR
+    for var in (*batch._THREAD_VARS, THREADS_VAR):
+        monkeypatch.delenv(var, raising=False)
+    # only the environment is looked at: this process's own pools stay as they are
+    monkeypatch.setattr("threadpoolctl.threadpool_limits", lambda n: None)
+    monkeypatch.setattr("torch.set_num_threads", lambda n: None)
+    batch.limit_threads(1)
+    assert os.environ[THREADS_VAR] == "1"
+    batch.limit_threads(4)
+    assert os.environ[THREADS_VAR] == "2"

@@ -1,6 +1,8 @@
 """MediaPipe detection on the astronaut photo and on images the tests make."""
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -284,8 +286,15 @@ def test_unflip_points_mirrors_coordinates_and_labels():
     assert np.allclose(unflip_points(once, 200.0, canon.mirror), skewed)
 
 
-@pytest.mark.parametrize("mesh", ["v1", pytest.param("v2", marks=needs_v2)])
-def test_augmented_points_of_a_fixed_mesh_are_exactly_symmetric(astronaut, mesh):
+def _done(value) -> Future:
+    future = Future()
+    future.set_result(value)
+    return future
+
+
+@pytest.mark.parametrize("mesh, threads", [("v1", 1), pytest.param("v2", 1, marks=needs_v2),
+                                           pytest.param("v2", 2, marks=needs_v2)])
+def test_augmented_points_of_a_fixed_mesh_are_exactly_symmetric(astronaut, mesh, threads):
     from facerecon.landmarks import load_canonical_face
 
     mirror = load_canonical_face().mirror
@@ -293,14 +302,16 @@ def test_augmented_points_of_a_fixed_mesh_are_exactly_symmetric(astronaut, mesh)
     box = np.array([200.0, 80.0, 260.0, 160.0])
     outs = {}
     for augment in (False, True):
-        det = MediaPipeDetector(augment=augment, mesh=mesh)
-        real = det._mesh, det._landmarker
+        det = MediaPipeDetector(augment=augment, mesh=mesh, threads=threads)
+        assert det.threads == (threads if augment else 1)
+        real = det._mesh, det._landmarker, det._second
         if mesh == "v1":
             det._mesh = _fake_mesh(norm)
         else:
             det._mesh, det._landmarker = _fake_mesh(norm[::-1].copy()), _fake_landmarker(norm)  # v1 unused
+            det._second = det._second and _done(_fake_landmarker(norm))
         outs[augment] = det._mesh_in_box(np.round(astronaut * 255).astype(np.uint8), box, 0.9, "full_range")
-        det._mesh, det._landmarker = real
+        det._mesh, det._landmarker, det._second = real
         det.close()
         assert outs[augment].found_by == "full_range"
     # the crops: 2 and 2.4 times the box's longer side (80 px), centred on it (230, 120)
@@ -382,3 +393,42 @@ def test_a_corrupt_v2_task_file_is_a_model_error_before_any_graph_is_made(monkey
     with pytest.raises(ModelError, match="SHA-256.*reinstall"):
         MediaPipeDetector(mesh="v2")
     assert not made
+
+
+@needs_v2
+def test_two_threads_give_the_same_points_as_one(astronaut):
+    photos = [astronaut, astronaut[:, ::-1], astronaut[40:360, 120:440]]
+    found = {}
+    for threads in (1, 2):
+        with MediaPipeDetector(threads=threads) as det:
+            assert det.threads == threads
+            found[threads] = [det.detect(p) for p in photos]
+    for one, two in zip(found[1], found[2]):
+        assert len(one) == len(two) == 1
+        assert np.array_equal(one[0].points3d, two[0].points3d) and one[0].found_by == two[0].found_by
+
+
+def test_threads_are_checked_and_read_from_the_environment(monkeypatch):
+    from facerecon.landmarks.mediapipe_detector import THREADS_VAR
+
+    with pytest.raises(UsageError, match="threads must be 1 or 2"):
+        MediaPipeDetector(threads=3)
+    monkeypatch.setenv(THREADS_VAR, "many")
+    with pytest.raises(UsageError, match=f"{THREADS_VAR} must be 1 or 2"):
+        MediaPipeDetector()
+    monkeypatch.setenv(THREADS_VAR, "1")
+    with MediaPipeDetector() as det:
+        assert det.threads == 1 and det._pool is None
+    with MediaPipeDetector(mesh="v1", threads=2) as det:
+        assert det.threads == 1  # only v2's passes run two at a time
+
+
+@needs_v2
+def test_closing_the_detector_stops_its_worker_thread():
+    det = MediaPipeDetector(threads=2)
+    assert det.threads == 2
+    det._second.result()  # the second landmarker is made
+    workers = list(det._pool._threads)
+    assert len(workers) == 1 and workers[0].is_alive()
+    det.close()
+    assert not workers[0].is_alive()

@@ -43,15 +43,19 @@ FAILURES = "failures.csv"
 MANIFEST_FORMAT = "facerecon-batch-manifest/1"
 # environment variables that size the native thread pools, read when torch / numpy / numba load
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+# the face mesh's thread count (`landmarks.mediapipe_detector.THREADS_VAR`, not imported here: that
+# module loads torch, and a worker calls `limit_threads` first thing)
+MESH_THREADS_VAR = "FACERECON_MESH_THREADS"
 
 
 # ---------------------------------------------------------------------------- the work of one worker
 def limit_threads(n: int) -> None:
-    """Size torch's, the BLAS libraries' and numba's thread pools to `n` in this process: the
-    environment for the libraries not loaded yet (call it first thing in a worker process), the
-    running pools of those already loaded."""
+    """Size torch's, the BLAS libraries', numba's and the face mesh's thread pools to `n` in this
+    process: the environment for the libraries not loaded yet and for detectors made later (call it
+    first thing in a worker process), the running pools of those already loaded."""
     for var in _THREAD_VARS:
         os.environ[var] = str(n)
+    os.environ[MESH_THREADS_VAR] = "1" if n < 2 else "2"
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(n)

