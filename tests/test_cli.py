@@ -1,7 +1,11 @@
 """The command line: outputs and documented exit codes (0 ok, 2 usage, 3 no face, 4 input, 5 model)."""
 import json
+import os
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from facerecon.cli import main
@@ -64,3 +68,47 @@ def test_same_person_passes_detail_and_warns_that_metric_is_for_single_photos(mo
     assert seen["kw"]["detail"] is False and "--metric is for single photos" in capsys.readouterr().err
     assert main(["reconstruct", "a.jpg", "b.jpg", "--same-person", "--detail", "-o", "out"]) == 0
     assert "--detail needs --mode full" in capsys.readouterr().err
+
+
+def test_the_console_entry_point_flushes_and_ends_with_main_s_code(monkeypatch):
+    import io
+
+    from facerecon import cli
+
+    class Ended(Exception):
+        pass
+
+    out = io.StringIO()
+    written = []
+
+    def fake_exit(code):
+        written.append(out.getvalue())
+        raise Ended(code)
+
+    def fake_main():
+        print("a line still in the buffer", file=sys.stdout, end="")
+        return 4
+
+    monkeypatch.setattr(cli, "main", fake_main)
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    with pytest.raises(Ended) as ended:
+        cli.run()
+    assert ended.value.args == (4,) and written == ["a line still in the buffer"]
+
+
+def test_the_cli_process_exits_with_the_command_s_code_and_its_whole_output(tmp_path):
+    import subprocess
+
+    from facerecon.cli import build_parser
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    missing = subprocess.run([sys.executable, "-m", "facerecon.cli", "reconstruct", str(tmp_path / "missing.png"),
+                              "-o", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=120)
+    assert missing.returncode == 4 and "missing.png" in missing.stderr
+    # stdout is a pipe here (block-buffered): the process must flush it before it ends
+    helped = subprocess.run([sys.executable, "-m", "facerecon.cli", "--help"], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert helped.returncode == 0
+    assert helped.stdout.split() == build_parser().format_help().split()
