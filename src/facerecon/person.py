@@ -83,7 +83,10 @@ class PersonConfig:
             0.048, 0.085, 0.085, 0.052, 0.021. Re-calibrated with the augmented detector (same
             command, poor fit 0.01): 3 views 0.040 / 0.077 / 0.082 at x0.1 / x0.3 / x1, 5 views
             0.024 / 0.070 / 0.081; full mode (`--mode full --joint-prior 0.3,1`): 3 views 0.181 / 0.202,
-            5 views 0.183 / 0.211 at x0.3 / x1: x1.
+            5 views 0.183 / 0.211 at x0.3 / x1: x1. Re-calibrated with face mesh v2 (same command and
+            people, 2026-12-02): fast, 3 views 0.082 / 0.083 / 0.080 / 0.073 / 0.047 at x0.1 / x0.3 /
+            x0.5 / x1 / x3, 5 views 0.073 / 0.081 / 0.081 / 0.074 / 0.051; full, 3 views 0.228 / 0.222 /
+            0.223 at x0.3 / x0.5 / x1, 5 views 0.231 / 0.237 / 0.236: x0.5.
         joint_num_identity: identity modes of the joint fit (40: 0.13 vs 0.13 with 100 for 3
             views, 0.15 vs 0.11 for 5).
         max_disagreement_mm: a photo whose own identity is further than this (mm RMS over the
@@ -109,7 +112,7 @@ class PersonConfig:
         region: the model region over which identities are compared.
     """
 
-    joint_identity_prior: float = 1.0
+    joint_identity_prior: float = 0.5
     joint_num_identity: int = 40
     silhouette: bool = False
     max_disagreement_mm: float = 6.0
