@@ -111,7 +111,10 @@ class PhotometricFitConfig:
     # against 21.7 / 31.1 / 27.7 / 9.7 % without); the pipeline applies it from |yaw| 15 deg
     # (PipelineConfig.silhouette_min_yaw_deg: 23.2 %, bins 21.7 / 33.6 / 31.2 / 11.4 %); +0.3-0.4 s per fit.
     # With the augmented detector (landmarks.mediapipe_detector): 24.5 % without, 25.9 % with it
-    # (bins 26.2 / 34.3 / 38.6 / 12.8 against 26.2 / 32.9 / 37.6 / 9.9 %)
+    # (bins 26.2 / 34.3 / 38.6 / 12.8 against 26.2 / 32.9 / 37.6 / 9.9 %). With face mesh v2 (2026-12-02, same
+    # faces): from |yaw| 15, 26.6 % at 0, 28.9 % at 1000, 29.4 % at 3000; 1000 at every yaw 29.4 % (bins
+    # 27.6 / 34.2 / 39.8 / 22.9 against 25.8 / 34.2 / 39.8 / 22.9 gated): differences within these 48
+    # faces' noise, so 1000 from |yaw| 15 stays (0.2 s less per fit on frontal faces)
     terms: dict[str, float] = field(default_factory=lambda: {
         "landmark": 1.0, "eye_closure": 1.0, "lip_closure": 0.5, "photometric": 500.0,
         "identity_prior": 1.0, "expression_prior": 0.3, "corrective_smoothness": 50.0, "corrective_prior": 0.5,

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import ModelError, NoFaceError, UsageError
 from ..models.arkit import ARKIT_NAMES
+from ..native_logs import quiet_native_stderr
 from .base import as_uint8_rgb
 from .mediapipe_detector import _CROP_ENLARGE, _square_crop
 # re-exported: the task file's lookup lives in task_file
@@ -87,7 +88,8 @@ class BlendshapeEstimator:
             running_mode=vision.RunningMode.IMAGE, num_faces=2, min_face_detection_confidence=conf,
             min_face_presence_confidence=conf, output_face_blendshapes=True,
             output_facial_transformation_matrixes=True)
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        with quiet_native_stderr():  # its native log lines stay off the terminal
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self._finalizer = weakref.finalize(self, self._landmarker.close)
 
     def close(self) -> None:

@@ -59,6 +59,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from ..errors import UsageError
+from ..native_logs import quiet_native_stderr
 from .base import FaceLandmarks, LandmarkDetector, as_uint8_rgb, box_iou, sort_largest_first
 from .correspondence import load_canonical_face
 from .schemes import MEDIAPIPE478
@@ -144,12 +145,27 @@ class MediaPipeDetector(LandmarkDetector):
         self._mirror = load_canonical_face().mirror if self.augment else None
         # the v2 task file is read and hash-checked first: a bad file fails before any graph exists
         task = load_task_buffer() if self.mesh == "v2" else None
+        # MediaPipe's native log lines (about 14 at creation) stay off the terminal
+        with quiet_native_stderr():
+            graphs = self._make_graphs(task, int(threads))
+        self.threads = 2 if self._pool is not None else 1
+        self._finalizer = weakref.finalize(self, _close_all, graphs, self._pool, self._second)
+
+    def _make_graphs(self, task: bytes | None, threads: int) -> list:
+        """The MediaPipe graphs (and the second landmarker, made on the worker thread meanwhile)."""
         from .mediapipe_import import import_mediapipe
 
         import_mediapipe()
         from mediapipe.python.solutions.face_detection import FaceDetection
         from mediapipe.python.solutions.face_mesh import FaceMesh
 
+        self._landmarker = None
+        # the second landmarker and the one worker thread that alone uses it (threads=2)
+        self._pool: ThreadPoolExecutor | None = None
+        self._second: Future | None = None
+        if self.mesh == "v2" and threads == 2 and self.augment:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facerecon-mesh")
+            self._second = self._pool.submit(_face_landmarker, task)  # about 30-60 ms, beside the others
         conf = self.min_detection_confidence
         self._full_range = FaceDetection(model_selection=1, min_detection_confidence=conf)
         self._short_range = FaceDetection(model_selection=0, min_detection_confidence=conf)
@@ -157,22 +173,20 @@ class MediaPipeDetector(LandmarkDetector):
         self._mesh = FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=2,
                               min_detection_confidence=0.3)
         graphs = [self._full_range, self._short_range, self._mesh]
-        self._landmarker = None
-        # the second landmarker and the one worker thread that alone uses it (threads=2)
-        self._pool: ThreadPoolExecutor | None = None
-        self._second: Future | None = None
         if self.mesh == "v2":
             import mediapipe as mp
 
             self._landmarker = _face_landmarker(task)
             self._mp_image = lambda rgb: mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)  # noqa: E731
             graphs.append(self._landmarker)
-            if int(threads) == 2 and self.augment:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facerecon-mesh")
-                # made on the worker while this thread goes on (about 30-60 ms)
-                self._second = self._pool.submit(_face_landmarker, task)
-        self.threads = 2 if self._pool is not None else 1
-        self._finalizer = weakref.finalize(self, _close_all, graphs, self._pool, self._second)
+        # one run of each on a blank image (the landmarkers' in `_face_landmarker`): the graphs' own
+        # threads log as their models load, and that happens inside the caller's quiet block
+        blank = np.zeros((32, 32, 3), np.uint8)
+        for g in graphs[:3]:
+            g.process(blank)
+        if self._second is not None:
+            self._second.result()  # made (or its error raised) before the native logs are let through
+        return graphs
 
     def close(self) -> None:
         self._finalizer()
@@ -434,14 +448,18 @@ def _default_threads() -> int:
 
 
 def _face_landmarker(task: bytes):
-    """A MediaPipe Face Landmarker (image mode, up to two faces) from the task file's bytes."""
+    """A MediaPipe Face Landmarker (image mode, up to two faces) from the task file's bytes, run
+    once on a blank image (so that its model is loaded and has logged)."""
+    import mediapipe as mp
     from mediapipe.tasks.python import BaseOptions, vision
 
     options = vision.FaceLandmarkerOptions(
         base_options=BaseOptions(model_asset_buffer=task, delegate=BaseOptions.Delegate.CPU),
         running_mode=vision.RunningMode.IMAGE, num_faces=2, min_face_detection_confidence=0.3,
         min_face_presence_confidence=0.3)
-    return vision.FaceLandmarker.create_from_options(options)
+    landmarker = vision.FaceLandmarker.create_from_options(options)
+    landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((32, 32, 3), np.uint8)))  # loads it
+    return landmarker
 
 
 def _close_all(graphs: list, pool: ThreadPoolExecutor | None, second: Future | None) -> None:

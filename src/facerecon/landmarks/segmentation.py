@@ -14,6 +14,7 @@ import weakref
 import numpy as np
 
 from ..errors import UsageError
+from ..native_logs import quiet_native_stderr
 
 
 class PersonSegmenter:
@@ -29,7 +30,11 @@ class PersonSegmenter:
         import_mediapipe()
         from mediapipe.python.solutions.selfie_segmentation import SelfieSegmentation
 
-        self._graph = SelfieSegmentation(model_selection=1 if landscape else 0)
+        # its native log lines (some from the graph's own threads, as its model loads) stay off the
+        # terminal: one run on a blank image inside the block waits for them
+        with quiet_native_stderr():
+            self._graph = SelfieSegmentation(model_selection=1 if landscape else 0)
+            self._graph.process(np.zeros((32, 32, 3), np.uint8))
         self._finalizer = weakref.finalize(self, self._graph.close)
 
     def segment(self, image: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..landmarks import FaceLandmarks, MEDIAPIPE478
 from ..landmarks.mediapipe_detector import MediaPipeDetector, _square_crop
+from ..native_logs import quiet_native_stderr
 
 WINDOW_SCALE = 2.2
 # the window is re-placed when the face's centre moves this far from its centre (fraction of the
@@ -47,8 +48,9 @@ class FaceLandmarkTracker:
 
         self._own_detector = detector is None
         self.detector = detector if detector is not None else MediaPipeDetector(max_num_faces=1, rotations=False)
-        self._mesh = FaceMesh(static_image_mode=False, refine_landmarks=True, max_num_faces=1,
-                              min_detection_confidence=0.5, min_tracking_confidence=min_tracking_confidence)
+        with quiet_native_stderr():  # its native log lines stay off the terminal
+            self._mesh = FaceMesh(static_image_mode=False, refine_landmarks=True, max_num_faces=1,
+                                  min_detection_confidence=0.5, min_tracking_confidence=min_tracking_confidence)
         self._window: tuple[float, float, float] | None = None  # centre x, centre y, side (px)
         self.detections = 0  # full-frame detector runs (acquisitions)
 
