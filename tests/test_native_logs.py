@@ -40,6 +40,10 @@ def test_making_a_mediapipe_detector_prints_no_native_log_lines():
         "    det.close()\n"
         "from facerecon.landmarks.segmentation import PersonSegmenter\n"
         "PersonSegmenter().close()\n"
+        "from facerecon.landmarks.face_landmarker import BlendshapeEstimator\n"
+        "from facerecon.landmarks.task_file import task_file_installed\n"
+        "if task_file_installed():\n"
+        "    BlendshapeEstimator().close()\n"
         "print('made', file=sys.stderr)\n")
     assert done.returncode == 0, done.stderr
     assert done.stderr.split() == ["made"], done.stderr

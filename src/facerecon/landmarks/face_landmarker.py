@@ -88,8 +88,13 @@ class BlendshapeEstimator:
             running_mode=vision.RunningMode.IMAGE, num_faces=2, min_face_detection_confidence=conf,
             min_face_presence_confidence=conf, output_face_blendshapes=True,
             output_facial_transformation_matrixes=True)
-        with quiet_native_stderr():  # its native log lines stay off the terminal
+        import mediapipe as mp
+
+        # its native log lines stay off the terminal (one run on a blank image waits for those its
+        # graph's threads write as the models load)
+        with quiet_native_stderr():
             self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((32, 32, 3), np.uint8)))
         self._finalizer = weakref.finalize(self, self._landmarker.close)
 
     def close(self) -> None:
