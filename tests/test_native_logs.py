@@ -31,7 +31,7 @@ def test_the_block_silences_descriptor_2_but_not_python_s_stderr_and_nests():
     assert lines == ["python-outer", "python-inner", "native-after", "python-after"]
 
 
-def test_making_a_mediapipe_detector_prints_no_native_log_lines():
+def test_making_mediapipe_graphs_prints_no_native_log_lines():
     done = _run(
         "import sys\n"
         "from facerecon.landmarks import create_detector\n"
@@ -44,6 +44,8 @@ def test_making_a_mediapipe_detector_prints_no_native_log_lines():
         "from facerecon.landmarks.task_file import task_file_installed\n"
         "if task_file_installed():\n"
         "    BlendshapeEstimator().close()\n"
+        "from facerecon.tracking.landmarks import FaceLandmarkTracker\n"
+        "FaceLandmarkTracker().close()\n"
         "print('made', file=sys.stderr)\n")
     assert done.returncode == 0, done.stderr
     assert done.stderr.split() == ["made"], done.stderr

@@ -48,9 +48,12 @@ class FaceLandmarkTracker:
 
         self._own_detector = detector is None
         self.detector = detector if detector is not None else MediaPipeDetector(max_num_faces=1, rotations=False)
-        with quiet_native_stderr():  # its native log lines stay off the terminal
+        # its native log lines stay off the terminal; a blank first frame (no face, so nothing is
+        # tracked from it) waits for those its graph's threads write as the model loads
+        with quiet_native_stderr():
             self._mesh = FaceMesh(static_image_mode=False, refine_landmarks=True, max_num_faces=1,
                                   min_detection_confidence=0.5, min_tracking_confidence=min_tracking_confidence)
+            self._mesh.process(np.zeros((32, 32, 3), np.uint8))
         self._window: tuple[float, float, float] | None = None  # centre x, centre y, side (px)
         self.detections = 0  # full-frame detector runs (acquisitions)
 
