@@ -432,3 +432,12 @@ def test_closing_the_detector_stops_its_worker_thread():
     assert len(workers) == 1 and workers[0].is_alive()
     det.close()
     assert not workers[0].is_alive()
+
+
+def test_a_detector_used_in_a_forked_child_says_so_instead_of_waiting_forever(astronaut):
+    import os
+
+    with MediaPipeDetector() as det:
+        det._pid = os.getpid() + 1  # as a forked child sees it
+        with pytest.raises(UsageError, match="another process"):
+            det.detect(astronaut)

@@ -149,6 +149,7 @@ class MediaPipeDetector(LandmarkDetector):
         with quiet_native_stderr():
             graphs = self._make_graphs(task, int(threads))
         self.threads = 2 if self._pool is not None else 1
+        self._pid = os.getpid()
         self._finalizer = weakref.finalize(self, _close_all, graphs, self._pool, self._second)
 
     def _make_graphs(self, task: bytes | None, threads: int) -> list:
@@ -286,6 +287,11 @@ class MediaPipeDetector(LandmarkDetector):
     def _checked(self, image: np.ndarray) -> np.ndarray:
         if self.closed:
             raise UsageError("this MediaPipeDetector is closed")
+        if os.getpid() != self._pid:
+            # a forked child has copies of the graphs and the worker, but not their threads: any
+            # call would wait forever
+            raise UsageError("this MediaPipeDetector was made in another process (the parent of a fork); "
+                             "make the detector (or Reconstructor) in the process that uses it")
         return as_uint8_rgb(image)
 
     def _detect_upright(self, img: np.ndarray, small_faces: bool = False) -> list[FaceLandmarks]:
