@@ -7,7 +7,8 @@ import facerecon
 PACKAGE = Path(facerecon.__file__).parent
 # lower number = lower layer; a module may import its own layer and those below it
 LAYERS = {
-    "errors": 0, "native_logs": 0, "geometry": 1, "models": 2, "render": 3, "landmarks": 4, "fitting": 5, "evaluation": 6, "io": 7,
+    "errors": 0, "native_logs": 0, "geometry": 1, "models": 2, "render": 3, "landmarks": 4, "fitting": 5,
+    "evaluation": 6, "io": 7,
     "reconstruction": 8, "texturing": 8, "detail_outputs": 8, "pipeline": 9, "tracking": 9, "person": 9,
     "harness": 10, "commands": 11, "cli": 12, "server": 12,
 }

