@@ -20,6 +20,7 @@ from ..geometry.mesh import graph_laplacian, mesh_edges
 from ..models import MorphableModel
 from ..render import PinholeCamera, render_mesh
 from ..render.shading import sh_shading, vertex_normals
+from .adam import Adam
 from .albedo import AlbedoSolver, solve_sh_light
 from .config import PhotometricFitConfig
 from .correspondence import VertexCorrespondence
@@ -132,7 +133,7 @@ class PhotometricFitter:
                   {"params": [log_f], "lr": 0.0 if fix_focal else lr["log_focal"]}, {"params": [sh], "lr": lr["sh"]}]
         if cfg.corrective:
             groups.append({"params": [offset], "lr": lr.get("corrective", 0.1)})
-        opt = torch.optim.Adam(groups)
+        opt = Adam(groups)
         bounded = model.expression_bounds is not None
         scales = expression_prior_weights(model.expression_names, cfg.expression_shape.scale_by_prefix)
         exp_std = torch.as_tensor(1.0 / np.sqrt(scales), dtype=dtype, device=dev)
