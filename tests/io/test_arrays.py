@@ -66,3 +66,20 @@ def test_orient_consistently_reports_what_cannot_be_oriented():
     assert 0 < conflicted.sum() < len(tris)
     e, c = orient_consistently(v, np.zeros((0, 3), dtype=np.int64))
     assert e.shape == (0, 3) and c.shape == (0,)
+
+
+def test_orient_consistently_keeps_answers_by_triangles_and_weld_and_hands_out_copies():
+    v, t = _strip()
+    bad = t.copy()
+    bad[[2, 3, 8]] = bad[[2, 3, 8]][:, ::-1]
+    first, conflicted = orient_consistently(v, bad)
+    first[:] = -1  # the caller's copy: the kept answer is untouched
+    conflicted[:] = True
+    again, conflicted_again = orient_consistently(v + 0.25, bad)  # moved, welded the same: the same answer
+    normals = np.cross(v[again[:, 1]] - v[again[:, 0]], v[again[:, 2]] - v[again[:, 0]])
+    assert (normals[:, 2] > 0).all() and not conflicted_again.any()
+    # the copies no longer weld (copy 1 moved off copy 0): the quads are separate patches, each keeps its own
+    apart = v.copy()
+    apart[len(v) // 2:, 2] += 1.0
+    separate, _ = orient_consistently(apart, bad)
+    assert not np.array_equal(separate, again)

@@ -6,6 +6,8 @@ Everything here is numpy (no torch), so writing files never imports the fitting 
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from ..errors import UsageError
@@ -106,14 +108,34 @@ def orient_consistently(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np
     Returns:
         (F, 3) triangles (the reversed ones as (a, c, b)) and an (F,) bool mask of the triangles on
         an edge that is still traversed twice in the same direction.
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import breadth_first_order, connected_components
 
+    The answer depends only on the triangles and which vertices weld together, so it is kept for the
+    last few such meshes (every fitted face of one model welds the same way): 82 ms of each save's
+    PLY on the ICT head, 16 ms with the weld and the key.
+    """
     tris = np.asarray(triangles, dtype=np.int64)
     if len(tris) == 0:
         return tris.copy(), np.zeros(0, dtype=bool)
     welded = weld_keys(vertices)[tris]
+    key = hashlib.blake2b(np.ascontiguousarray(tris).tobytes() + np.ascontiguousarray(welded).tobytes(),
+                          digest_size=16).digest()
+    if key not in _ORIENTED:
+        if len(_ORIENTED) >= _ORIENTED_KEEP:
+            _ORIENTED.pop(next(iter(_ORIENTED)))
+        _ORIENTED[key] = _orient(tris, welded)
+    out, conflicted = _ORIENTED[key]
+    return out.copy(), conflicted.copy()
+
+
+_ORIENTED: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+_ORIENTED_KEEP = 4
+
+
+def _orient(tris: np.ndarray, welded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`orient_consistently` for (F, 3) triangles whose corners weld to `welded` (F, 3) ids."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order, connected_components
+
     n = len(tris)
     directed = np.concatenate([welded[:, [0, 1]], welded[:, [1, 2]], welded[:, [2, 0]]])
     face = np.tile(np.arange(n), 3)
