@@ -7,6 +7,7 @@ Everything here is numpy (no torch), so writing files never imports the fitting 
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import numpy as np
 
@@ -119,16 +120,20 @@ def orient_consistently(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np
     welded = weld_keys(vertices)[tris]
     key = hashlib.blake2b(np.ascontiguousarray(tris).tobytes() + np.ascontiguousarray(welded).tobytes(),
                           digest_size=16).digest()
-    if key not in _ORIENTED:
-        if len(_ORIENTED) >= _ORIENTED_KEEP:
-            _ORIENTED.pop(next(iter(_ORIENTED)))
-        _ORIENTED[key] = _orient(tris, welded)
-    out, conflicted = _ORIENTED[key]
-    return out.copy(), conflicted.copy()
+    with _ORIENTED_LOCK:
+        kept = _ORIENTED.get(key)
+    if kept is None:
+        kept = _orient(tris, welded)
+        with _ORIENTED_LOCK:
+            while len(_ORIENTED) >= _ORIENTED_KEEP:
+                _ORIENTED.pop(next(iter(_ORIENTED)))
+            _ORIENTED[key] = kept
+    return kept[0].copy(), kept[1].copy()
 
 
 _ORIENTED: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 _ORIENTED_KEEP = 4
+_ORIENTED_LOCK = threading.Lock()  # saves may run in threads (the server's worker, a user's pool)
 
 
 def _orient(tris: np.ndarray, welded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
