@@ -261,3 +261,23 @@ def test_the_silhouette_term_runs_on_turned_faces_only(reconstructor, astronaut,
     assert targets.shape == astronaut.shape[:2] + (2,)
     inside, outside = targets[..., 0], targets[..., 1]
     assert inside.sum() > 0 and 0.2 < outside.mean() < 0.9  # the person's outline, the background around it
+
+
+def test_faces_already_detected_are_fitted_without_detecting_again(reconstructor, astronaut, fast_result):
+    class Refuses:
+        scheme = reconstructor.detector.scheme
+        error_model = getattr(reconstructor.detector, "error_model", None)
+
+        def detect(self, image):
+            raise AssertionError("the detector ran although the faces were given")
+
+    real = reconstructor.detector
+    reconstructor.detector = Refuses()
+    try:
+        again = reconstructor.reconstruct(astronaut, mode="fast", faces=[fast_result.landmarks])[0]
+    finally:
+        reconstructor.detector = real
+    np.testing.assert_array_equal(again.state.params.identity, fast_result.state.params.identity)
+    np.testing.assert_array_equal(again.state.params.expression, fast_result.state.params.expression)
+    with pytest.raises(NoFaceError):
+        reconstructor.reconstruct(astronaut, mode="fast", faces=[])

@@ -398,7 +398,9 @@ class PersonReconstructor:
         """One usable photo: exactly the single-photo pipeline."""
         if photo.image is not None:
             image = photo.image
-        rec = self.reconstructor.reconstruct(image, mode=mode, focal=photo.focal)[0]
+        rec = self.reconstructor.reconstruct(image, mode=mode, focal=photo.focal, faces=[photo.face])[0]
+        rec.faces_detected = photo.faces_detected
+        rec.quality.multiple_faces = photo.faces_detected > 1
         if photo.source is not None:
             rec.source = photo.source
             rec.focal_source = photo.focal_source

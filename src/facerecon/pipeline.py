@@ -177,7 +177,7 @@ class Reconstructor:
 
     # ------------------------------------------------------------------ the job
     def reconstruct(self, image: np.ndarray | str | Path, mode: str = "fast",
-                    focal: float | None = None) -> list[Reconstruction]:
+                    focal: float | None = None, faces: list[FaceLandmarks] | None = None) -> list[Reconstruction]:
         """Reconstruct up to `max_faces` faces of one image, largest first.
 
         Args:
@@ -186,6 +186,8 @@ class Reconstructor:
             focal: the camera's focal length in px when known (then held fixed); else the photo's EXIF
                 focal length when a path with EXIF is given, else estimated. `Reconstruction.focal_source`
                 says which.
+            faces: this image's faces as `self.detector.detect` found them (largest first), when
+                already detected; None detects them.
 
         Raises:
             NoFaceError: no face in the image. ImageError: the file cannot be read.
@@ -197,7 +199,7 @@ class Reconstructor:
         image, source, focal, focal_source = load_photo(image, focal)
         timings["load_s"] = time.perf_counter() - t0
         t = time.perf_counter()
-        faces = self.detector.detect(image)
+        faces = self.detector.detect(image) if faces is None else list(faces)
         timings["detect_s"] = time.perf_counter() - t
         if not faces:
             h, w = image.shape[:2]
