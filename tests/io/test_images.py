@@ -81,6 +81,25 @@ def test_greyscale_16bit_keeps_precision(tmp_path):
     assert np.allclose(img[0, :, 1], g[0] / 65535.0, atol=1e-6)  # 1000/65535 is not a multiple of 1/255
 
 
+@pytest.mark.parametrize("values, white", [
+    ([0.0, 0.25, 0.5, 1.0], 1.0),       # float in [0, 1]
+    ([0.0, 64.0, 128.0, 255.0], 255.0),  # 8-bit data stored as float (Pillow's convert("F"))
+    ([0.0, 1000.0, 40000.0, 65535.0], 65535.0),  # 16-bit data stored as float
+])
+def test_float_greyscale_tiff_is_scaled_by_its_range(tmp_path, values, white):
+    g = np.array([values], dtype=np.float32)
+    Image.fromarray(g, mode="F").save(tmp_path / "f.tiff")
+    img = load_image(tmp_path / "f.tiff")
+    assert img.shape == (1, 4, 3)
+    np.testing.assert_allclose(img[0, :, 0], np.array(values) / white, atol=1e-6)
+
+
+def test_32bit_integer_greyscale_holding_8bit_data(tmp_path):
+    g = np.array([[0, 64, 128, 255]], dtype=np.int32)
+    Image.fromarray(g, mode="I").save(tmp_path / "i.tiff")
+    np.testing.assert_allclose(load_image(tmp_path / "i.tiff")[0, :, 1], g[0] / 255.0, atol=1e-6)
+
+
 def test_colour_16bit_png(tmp_path):
     rgb16 = np.array([[[65535, 0, 32768], [1000, 50000, 65535]]], dtype=np.uint16)
     rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in rgb16)

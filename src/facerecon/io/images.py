@@ -235,15 +235,28 @@ def _shrink_factor(pixels: int, max_pixels: int) -> int:
     return max(1, math.ceil(math.sqrt(pixels / max_pixels))) if pixels > max_pixels else 1
 
 
+def _grey_full_scale(mode: str, arr: np.ndarray) -> float:
+    """The value that stands for white in a greyscale image of more than 8 bits: 65535 for
+    16-bit ("I;16*"); for 32-bit integers ("I") and floats ("F") the smallest of the usual
+    ranges that holds the image's largest value: 1 (floats only), 255 (8-bit data widened),
+    65535 (16-bit), else the largest value itself."""
+    if mode.startswith("I;16"):
+        return 65535.0
+    top = float(arr.max()) if arr.size else 0.0
+    for scale in ((1.0,) if mode == "F" else ()) + (255.0, 65535.0):
+        if top <= scale * (1 + 1e-6):
+            return scale
+    return top
+
+
 def _to_float_rgb(im) -> np.ndarray:
     mode = im.mode
-    if mode.startswith("I"):
-        # 16-bit greyscale ("I;16", or "I" from a 16-bit PNG)
-        arr = np.asarray(im, dtype=np.float32) / 65535.0
+    if mode.startswith("I") or mode == "F":
+        # greyscale of more than 8 bits: "I;16" (16-bit), "I" (32-bit integers, e.g. a 16-bit PNG)
+        # or "F" (32-bit float), whose range the file does not state: see `_grey_full_scale`
+        arr = np.nan_to_num(np.asarray(im, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        arr /= _grey_full_scale(mode, arr)
         return np.repeat(np.clip(arr, 0.0, 1.0)[:, :, None], 3, axis=2)
-    if mode == "F":
-        arr = np.clip(np.nan_to_num(np.asarray(im, dtype=np.float32)), 0.0, 1.0)
-        return np.repeat(arr[:, :, None], 3, axis=2)
     if mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
         mode = "RGBA"
