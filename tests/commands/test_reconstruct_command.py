@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from facerecon.commands.reconstruct import save_whole
+from facerecon.errors import OutputError
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 HEAVY = ("torch", "mediapipe", "numba", "facerecon.pipeline", "facerecon.models")
@@ -85,6 +86,21 @@ def test_an_interrupted_save_leaves_nothing_and_keeps_the_old_result(tmp_path):
         save_whole(_FakeReconstruction(fail=True), tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mesh.glb", "mesh.obj", "params.json"]
+
+
+def test_a_place_where_no_folder_can_be_made_is_an_output_error(tmp_path, monkeypatch):
+    # as mkdir in /proc answers: ENOENT although the parent exists
+    real = Path.mkdir
+
+    def refuse(self, *args, **kwargs):
+        if self.name.startswith(".out.partial-"):
+            raise FileNotFoundError(2, "No such file or directory", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(OutputError, match="no folder can be made in") as info:
+        save_whole(_FakeReconstruction(), tmp_path / "out")
+    assert info.value.exit_code == 7 and sorted(tmp_path.iterdir()) == []
 
 
 def test_save_into_a_folder_with_other_files_keeps_them(tmp_path):

@@ -20,7 +20,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ..errors import FaceReconError
+from ..errors import FaceReconError, OutputError
 from ..io.images import check_image_file
 from .outputs import check_output_folder, writing_outputs
 
@@ -184,7 +184,8 @@ def save_whole(rec, target: str | os.PathLike, write=None) -> dict:
 
 
 def _new_sibling(target: Path, kind: str) -> Path:
-    """A new empty hidden folder beside `target` (created with the user's umask, unlike mkdtemp)."""
+    """A new empty hidden folder beside `target` (created with the user's umask, unlike mkdtemp);
+    `OutputError` where no folder can be made there (e.g. a pseudo file system such as /proc)."""
     while True:
         folder = target.with_name(f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
         try:
@@ -192,6 +193,8 @@ def _new_sibling(target: Path, kind: str) -> Path:
             return folder
         except FileExistsError:
             continue
+        except FileNotFoundError as exc:
+            raise OutputError(f"{target}: no folder can be made in {target.parent} ({exc.strerror})") from None
 
 
 def _has_result(folder: Path) -> bool:
