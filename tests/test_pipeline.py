@@ -281,3 +281,18 @@ def test_faces_already_detected_are_fitted_without_detecting_again(reconstructor
     np.testing.assert_array_equal(again.state.params.expression, fast_result.state.params.expression)
     with pytest.raises(NoFaceError):
         reconstructor.reconstruct(astronaut, mode="fast", faces=[])
+
+
+def test_the_identity_prior_of_the_error_model_pass_follows_the_yaw(reconstructor, fast_result):
+    from facerecon.pipeline import PipelineConfig, identity_prior_scale
+
+    cfg = PipelineConfig(identity_prior_by_yaw=((20.0, 0.25), (35.0, 1.0)))
+    assert [identity_prior_scale(cfg, y) for y in (0.0, -20.0, 27.5, -35.0, 80.0)] == [0.25, 0.25, 0.625, 1.0, 1.0]
+    assert identity_prior_scale(PipelineConfig(identity_prior_by_yaw=()), 10.0) == 1.0
+    base = reconstructor.config.landmark.terms["identity_prior"]
+    yaw = float(fast_result.state.params.pose_deg()[0, 0])
+    got = reconstructor.second_pass_config(fast_result).terms["identity_prior"]
+    assert got == pytest.approx(base * identity_prior_scale(reconstructor.config, yaw))
+    # the other terms are the landmark config's
+    others = {k: v for k, v in reconstructor.second_pass_config(fast_result).terms.items() if k != "identity_prior"}
+    assert others == {k: v for k, v in reconstructor.config.landmark.terms.items() if k != "identity_prior"}

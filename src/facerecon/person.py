@@ -86,7 +86,11 @@ class PersonConfig:
             5 views 0.183 / 0.211 at x0.3 / x1: x1. Re-calibrated with face mesh v2 (same command and
             people, 2026-12-02): fast, 3 views 0.082 / 0.083 / 0.080 / 0.073 / 0.047 at x0.1 / x0.3 /
             x0.5 / x1 / x3, 5 views 0.073 / 0.081 / 0.081 / 0.074 / 0.051; full, 3 views 0.228 / 0.222 /
-            0.223 at x0.3 / x0.5 / x1, 5 views 0.231 / 0.237 / 0.236: x0.5.
+            0.223 at x0.3 / x0.5 / x1, 5 views 0.231 / 0.237 / 0.236: x0.5. Re-calibrated when the
+            one-photo prior came to depend on the yaw (`PipelineConfig.identity_prior_by_yaw`: x0.25
+            for a frontal photo; same command and people): fast, 3 views 0.088 / 0.087 / 0.083 at
+            x0.15 / x0.25 / x0.5, 5 views 0.083 / 0.084 / 0.083; full, 3 views 0.225 / 0.223 and
+            5 views 0.238 / 0.236 at x0.25 / x0.5: x0.25, no stronger than one frontal photo's.
         joint_num_identity: identity modes of the joint fit (40: 0.13 vs 0.13 with 100 for 3
             views, 0.15 vs 0.11 for 5).
         max_disagreement_mm: a photo whose own identity is further than this (mm RMS over the
@@ -118,7 +122,7 @@ class PersonConfig:
         region: the model region over which identities are compared.
     """
 
-    joint_identity_prior: float = 0.5
+    joint_identity_prior: float = 0.25
     joint_num_identity: int = 40
     silhouette: bool = False
     max_disagreement_mm: float = 6.0
@@ -388,7 +392,8 @@ class PersonReconstructor:
                                      focal=focal)
         if error_model is not None:  # as the single-photo pipeline: de-biased points, per-point noise weights
             points, weights = rec._apply_error_model(error_model, faces[0].points, weights, single)
-            single = rec.fast_fitter.fit(points, (h, w), weights, rec.config.landmark, focal=focal, init=single)
+            single = rec.fast_fitter.fit(points, (h, w), weights, rec.second_pass_config(single), focal=focal,
+                                         init=single)
         timings["fast_fit_s"] = time.perf_counter() - t
         digest = hashlib.sha1(np.ascontiguousarray((image * 255 + 0.5).astype(np.uint8))).hexdigest()
         return _Photo(name, source, faces[0], len(faces), (h, w), photo_copy(image), focal, focal_source, digest,
