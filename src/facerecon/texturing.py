@@ -343,7 +343,8 @@ class FaceTexturer:
         facing = -(normals * v).sum(1) / np.maximum(np.linalg.norm(v, axis=1), 1e-9)
         shading = (np.ones_like(v) if sh is None
                    else sh_shading(torch.as_tensor(normals)[None], torch.as_tensor(sh)[None])[0].numpy())
-        per_texel = self.face_w @ np.concatenate([v, facing[:, None], shading], 1)
+        # float32 like face_w: a float64 operand would make scipy copy the matrix to float64 every call
+        per_texel = self.face_w @ np.concatenate([v, facing[:, None], shading], 1).astype(np.float32)
         depth, scale = depth_map(camera, v, self.occluders if occluders is None else occluders)
         facing_t = per_texel[:, 3]
         front = np.flatnonzero(facing_t > 0)  # the others cannot be seen: skip them
@@ -358,7 +359,7 @@ class FaceTexturer:
         # the mirrored side, then the fitted or median albedo
         alb_b, w_b = fill_by_correspondence(alb_a, w_a, self.face_mirror)
         alb_c = (np.broadcast_to(skin.astype(np.float32), alb_a.shape) if albedo is None
-                 else np.clip(self.face_w @ albedo, 0, 1).astype(np.float32))
+                 else np.clip(self.face_w @ albedo.astype(np.float32), 0, 1))
         wt_a = w_a
         wt_b = (1 - w_a) * w_b
         wt_c = (1 - w_a) * (1 - w_b) + 1e-3
@@ -372,7 +373,7 @@ class FaceTexturer:
             seam = tex[self.face_texel[self.seam_texel]] if len(self.seam_texel) else np.zeros((0, 3))
             vc = np.zeros((self.num_vertices, 3))
             vc[self.back_vertices] = self.back_from_seam @ seam + self.back_from_skin[:, None] * skin
-            tex[self.back_texel] = self.back_w @ vc
+            tex[self.back_texel] = self.back_w @ vc.astype(np.float32)
 
         # eyes and the rest
         iris = _iris_color(image, iris_points)
@@ -459,10 +460,13 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def _skin_likeness(rgb: np.ndarray, skin: np.ndarray) -> np.ndarray:
     """(K,) in [0, 1]: 1 for colours (K, 3) of the skin's chroma and about its brightness, 0 for
     much darker or brighter ones (clothes, hair, background) or ones of another hue."""
-    lum = rgb.sum(1) + 1e-3
-    ratio = lum / (skin.sum() + 1e-3)
-    chroma = np.abs(rgb / lum[:, None] - (skin / (skin.sum() + 1e-3))[None]).sum(1)
-    return (np.clip(1 - np.abs(np.log(ratio)) / 0.5, 0, 1) * np.clip(1 - chroma / 0.12, 0, 1)).astype(np.float32)
+    rgb = np.asarray(rgb, dtype=np.float32)  # float32 throughout: ~5x quicker on a face's ~650k texels
+    skin = np.asarray(skin, dtype=np.float32)
+    lum = rgb.sum(1) + np.float32(1e-3)
+    ratio = lum / (skin.sum() + np.float32(1e-3))
+    chroma = np.abs(rgb / lum[:, None] - (skin / (skin.sum() + np.float32(1e-3)))[None]).sum(1)
+    return (np.clip(1 - np.abs(np.log(ratio)) / np.float32(0.5), 0, 1)
+            * np.clip(1 - chroma / np.float32(0.12), 0, 1)).astype(np.float32)
 
 
 def _iris_color(image: np.ndarray, points: np.ndarray | None) -> np.ndarray:
