@@ -39,3 +39,32 @@ def test_with_matplotlib_already_imported_nothing_is_replaced():
         print("same", drawing_utils.plt is plt)
     """)
     assert "same True" in out
+
+
+def test_sounddevice_is_not_tried_during_the_import_and_importable_after():
+    out = _run("""
+        import sys
+        import builtins
+        tried = []
+        real_import = builtins.__import__
+        def spy(name, *args, **kwargs):
+            if name == "sounddevice":
+                tried.append(sys.modules.get(name, "absent"))
+            return real_import(name, *args, **kwargs)
+        builtins.__import__ = spy
+        from facerecon.landmarks.mediapipe_import import import_mediapipe
+        import_mediapipe()
+        from mediapipe.tasks.python.audio.core import audio_record
+        print("during", tried, "recording", audio_record.sd)
+        print("after", "sounddevice" in sys.modules)
+        try:
+            import sounddevice
+            print("later", "imported")
+        except OSError:
+            print("later", "imported, no PortAudio")
+        except ImportError as exc:
+            print("later", "not blocked" if "None in sys.modules" not in str(exc) else "still blocked")
+    """)
+    assert "during [None] recording None" in out
+    assert "after False" in out
+    assert "still blocked" not in out

@@ -7,6 +7,13 @@ command that should answer in about two. `import_mediapipe()` imports MediaPipe 
 `import matplotlib` anywhere in the process loads the real library. Should MediaPipe's plotting
 helper ever be called, the stand-in forwards the attribute to the real `matplotlib.pyplot`.
 When matplotlib is already imported, nothing is replaced.
+
+MediaPipe's audio tasks also try `import sounddevice` at import time (for microphone recording,
+which facerecon never uses); where the PortAudio library is missing, as on most servers, that
+loads cffi and searches the system for the library before failing, about 50 ms. During
+`import_mediapipe()` the name is blocked (`sys.modules["sounddevice"] = None`, so the import fails
+at once with the ImportError MediaPipe already handles); the block is lifted afterwards, so a later
+`import sounddevice` elsewhere behaves as usual.
 """
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ import sys
 import types
 
 _STANDINS = ("matplotlib", "matplotlib.pyplot")
+_BLOCKED = ("sounddevice",)  # imported by MediaPipe's audio tasks only
 
 
 class _Deferred(types.ModuleType):
@@ -35,14 +43,21 @@ def import_mediapipe() -> types.ModuleType:
     Returns:
         The `mediapipe` module.
     """
-    if "mediapipe" in sys.modules or any(name in sys.modules for name in _STANDINS):
-        return importlib.import_module("mediapipe")
-    standins = {name: _Deferred(name) for name in _STANDINS}
-    standins["matplotlib"].pyplot = standins["matplotlib.pyplot"]
+    if "mediapipe" in sys.modules:
+        return sys.modules["mediapipe"]
+    standins: dict[str, types.ModuleType] = {}
+    if not any(name in sys.modules for name in _STANDINS):
+        standins = {name: _Deferred(name) for name in _STANDINS}
+        standins["matplotlib"].pyplot = standins["matplotlib.pyplot"]
+    blocked = [name for name in _BLOCKED if name not in sys.modules]
     sys.modules.update(standins)
+    sys.modules.update(dict.fromkeys(blocked))
     try:
         return importlib.import_module("mediapipe")
     finally:
         for name, module in standins.items():
             if sys.modules.get(name) is module:
+                del sys.modules[name]
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
                 del sys.modules[name]
