@@ -118,6 +118,9 @@ ABLATIONS = [
     Row("fast, correlated noise x8", "fast", config=lambda c: with_correlated(c, 8.0)),
     Row("full, no landmark error model", "full", config=with_field("landmark_error_model", False)),
     Row("full, no photometric term", "full", config=lambda c: with_terms(c, photometric=0.0)),
+    # the full fitter with neither image term: what its optimiser and priors give on the landmarks alone,
+    # the baseline the photometric and silhouette rows add to
+    Row("full, landmarks only", "full", config=lambda c: with_terms(c, photometric=0.0, silhouette=0.0)),
     Row("full, no silhouette term", "full", config=lambda c: with_terms(c, silhouette=0.0)),
     Row("full, silhouette at every yaw", "full", config=with_field("silhouette_min_yaw_deg", 0.0)),
     Row("full, no albedo symmetry", "full", config=lambda c: with_albedo(c, symmetry=0.0)),
