@@ -45,6 +45,12 @@ def with_terms(config: PipelineConfig, **weights: float) -> PipelineConfig:
         photometric, terms={**photometric.terms, **weights}))
 
 
+def with_landmark_terms(config: PipelineConfig, **weights: float) -> PipelineConfig:
+    """`config` with some fast-fit term weights replaced (`LandmarkFitConfig.terms`)."""
+    landmark = config.landmark
+    return dataclasses.replace(config, landmark=dataclasses.replace(landmark, terms={**landmark.terms, **weights}))
+
+
 def with_albedo(config: PipelineConfig, **priors: float) -> PipelineConfig:
     """`config` with some albedo priors replaced (`PhotometricFitConfig.albedo`)."""
     photometric = config.photometric
@@ -112,6 +118,8 @@ ABLATIONS = [
     Row("fast, legacy face mesh (v1)", "fast", mesh="v1"),
     Row("full, legacy face mesh (v1)", "full", mesh="v1"),
     Row("fast, no landmark error model", "fast", config=with_field("landmark_error_model", False)),
+    Row("fast, no outline term", "fast", config=lambda c: with_landmark_terms(c, outline=0.0)),
+    Row("full, no outline term", "full", config=lambda c: with_landmark_terms(c, outline=0.0)),
     Row("fast, correlated noise", "fast", config=with_field("correlated_noise", True)),
     Row("full, correlated noise", "full", config=with_field("correlated_noise", True)),
     Row("fast, correlated noise x2", "fast", config=lambda c: with_correlated(c, 2.0)),

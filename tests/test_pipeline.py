@@ -263,6 +263,28 @@ def test_the_silhouette_term_runs_on_turned_faces_only(reconstructor, astronaut,
     assert inside.sum() > 0 and 0.2 < outside.mean() < 0.9  # the person's outline, the background around it
 
 
+def test_the_outline_term_runs_on_turned_faces_only_and_shares_the_segmentation(reconstructor, astronaut,
+                                                                                 fast_result):
+    from facerecon.fitting.outline import EXTRA, OutlineTargets
+    from facerecon.pipeline import Reconstructor
+
+    cfg = reconstructor.config
+    assert cfg.landmark.terms["outline"] > 0 and cfg.outline_min_yaw_deg > 0
+    face = fast_result.landmarks
+    assert reconstructor.outline_extras(astronaut, face, cfg.outline_min_yaw_deg - 1) == {}
+    reconstructor._person = None
+    targets = reconstructor.outline_extras(astronaut, face, cfg.outline_min_yaw_deg + 1)[EXTRA]
+    assert isinstance(targets, OutlineTargets) and len(targets.edge_points) > 0
+    # the edges lie where the face meets the background: on person pixels next to background
+    person = reconstructor.person(astronaut)
+    r, c = targets.edge_points[:, 1].astype(int), targets.edge_points[:, 0].astype(int)
+    assert (person[r, c] >= 0.5).all()
+    assert reconstructor.person(astronaut) is person  # one segmentation per reconstruct call
+    off = dataclasses.replace(cfg, landmark=dataclasses.replace(cfg.landmark, terms={**cfg.landmark.terms, "outline": 0.0}))
+    assert Reconstructor(reconstructor.model, config=off, detector=reconstructor.detector).outline_extras(
+        astronaut, face, 45.0) == {}
+
+
 def test_faces_already_detected_are_fitted_without_detecting_again(reconstructor, astronaut, fast_result):
     class Refuses:
         scheme = reconstructor.detector.scheme

@@ -28,6 +28,7 @@ from .reconstruction import QualityFlags, Reconstruction, photo_copy, register_m
 MODES = ("fast", "full")
 MIN_FACE_PX = 40
 MAX_YAW_DEG = 60.0
+CHIN, FOREHEAD = 152, 10  # MediaPipe's points at the bottom of the chin and the top of the forehead
 
 
 @dataclass
@@ -80,6 +81,12 @@ class PipelineConfig:
     # --weights 1000 --min-yaw 15) gap closed 23.2 % against 21.5 % without the term and 22.7 % with it
     # at every yaw (which cost 0.6 points at |yaw| 0-15 and 0.3-0.4 s per fit)
     silhouette_min_yaw_deg: float = 15.0
+    # the fast fit's outline term (`fitting.outline`, weight in LandmarkFitConfig.terms) in the
+    # error-model pass, on turned faces only (|yaw| of the first pass)
+    outline_min_yaw_deg: float = 15.0
+    # its edges lie in the detected points' hull grown by this fraction of their box diagonal, below
+    # the forehead's top point
+    outline_margin: float = 0.03
     # the error-model pass's identity prior is multiplied by this piecewise-linear function of the first
     # pass's |yaw| ((|yaw| deg, multiplier) knots, constant beyond the ends): see `identity_prior_scale`
     identity_prior_by_yaw: tuple[tuple[float, float], ...] = ((20.0, 0.25), (35.0, 1.0))
@@ -126,6 +133,7 @@ class Reconstructor:
         self._error_models: dict[str, LandmarkErrorModel] = {}
         self._full_fitter: PhotometricFitter | None = None
         self._segmenter = None  # MediaPipe selfie segmentation, for the silhouette term (built on first use)
+        self._person: tuple[np.ndarray, np.ndarray] | None = None  # (image, its person map): the last one
         self._own_detector = detector is None
         self.detector = detector if detector is not None else create_detector("mediapipe", max_num_faces=max(max_faces, 4))
         self.eye_pairs = np.concatenate(list(eyelid_pairs(MEDIAPIPE478).values()))
@@ -143,6 +151,18 @@ class Reconstructor:
         if self._segmenter is not None:
             self._segmenter.close()
             self._segmenter = None
+        self._person = None
+
+    def person(self, image: np.ndarray) -> np.ndarray:
+        """(H, W) person probability of `image` (MediaPipe selfie segmentation, built on first use;
+        within one `reconstruct` call the map is kept, so the fast fit's outline and the full fit's silhouette share it)."""
+        from .landmarks.segmentation import PersonSegmenter
+
+        if self._segmenter is None:
+            self._segmenter = PersonSegmenter()
+        if self._person is None or self._person[0] is not image:
+            self._person = (image, self._segmenter.segment(image))
+        return self._person[1]
 
     def silhouette_extras(self, image: np.ndarray, face, yaw_deg: float) -> dict:
         """The full fit's extras for its silhouette term (`fitting.silhouette`): the person
@@ -152,13 +172,25 @@ class Reconstructor:
         if cfg.photometric.terms.get("silhouette", 0.0) <= 0 or abs(yaw_deg) < cfg.silhouette_min_yaw_deg:
             return {}
         from .fitting.silhouette import MAP, silhouette_targets
-        from .landmarks.segmentation import PersonSegmenter
 
-        if self._segmenter is None:
-            self._segmenter = PersonSegmenter()
         points = np.asarray(face.points, dtype=np.float64)
-        targets = silhouette_targets(self._segmenter.segment(image), points[np.isfinite(points).all(1)])
+        targets = silhouette_targets(self.person(image), points[np.isfinite(points).all(1)])
         return {"image_maps": {MAP: targets}}
+
+    def outline_extras(self, image: np.ndarray, face, yaw_deg: float) -> dict:
+        """The fast fit's extras for its outline term (`fitting.outline`): targets from the person
+        segmentation and the detected points; empty (the term left out) when its weight is 0 or the
+        first pass's |yaw| is below `PipelineConfig.outline_min_yaw_deg`."""
+        cfg = self.config
+        if cfg.landmark.terms.get("outline", 0.0) <= 0 or abs(yaw_deg) < cfg.outline_min_yaw_deg:
+            return {}
+        from .fitting.outline import EXTRA, outline_targets
+
+        points = np.asarray(face.points, dtype=np.float64)
+        axis = points[[CHIN, FOREHEAD]]
+        return {EXTRA: outline_targets(self.person(image), points[np.isfinite(points).all(1)],
+                                       margin_fraction=cfg.outline_margin,
+                                       face_axis=tuple(axis) if np.isfinite(axis).all() else None)}
 
     def __enter__(self) -> "Reconstructor":
         return self
@@ -199,6 +231,7 @@ class Reconstructor:
             raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        self._person = None  # a caller may refill the same array with the next frame
         image, source, focal, focal_source = load_photo(image, focal)
         timings["load_s"] = time.perf_counter() - t0
         t = time.perf_counter()
@@ -238,8 +271,9 @@ class Reconstructor:
             base = weights
             points, weights = self._apply_error_model(model, face.points, weights, fast)
             fit_weights, noise = self._correlated_noise(model, face.points, base, weights, fast)
+            outline = self.outline_extras(image, face, float(fast.state.params.pose_deg()[0, 0]))
             fast = self.fast_fitter.fit(points, (h, w), fit_weights, self.second_pass_config(fast), focal=focal,
-                                        init=fast, noise=noise)
+                                        init=fast, noise=noise, extras=outline)
         timings["fast_fit_s"] = time.perf_counter() - t
         fit_used: FitResult = fast
         losses = {"fast": {"landmark_rms_px": fast.rms_px}}

@@ -4,6 +4,7 @@ from .config import (AlbedoConfig, ExpressionPriorShape, LandmarkFitConfig, Land
 from .contour_correspondence import ContourLines, contour_lines, update_contour_correspondences
 from .correspondence import VertexCorrespondence, correspondence_on
 from .landmark_fit import LandmarkFitter, landmark_reprojection, normal_equations, solve_damped_step
+from .outline import OutlineTargets, outline_targets
 from .photometric_fit import PhotometricFitter, torch_threads
 from .pose import estimate_initial_pose, estimate_orthographic_projection_linear
 from .result import FitDiagnostics, FitResult
@@ -14,8 +15,8 @@ from .terms import TERMS, GaussNewtonInputs, LossInputs, Residual, Term, objecti
 __all__ = [
     "TERMS", "AlbedoConfig", "Appearance", "Camera", "ContourLines", "ExpressionPriorShape", "FaceParams", "FaceState",
     "FitDiagnostics", "FitResult", "GaussNewtonInputs", "LandmarkFitConfig", "LandmarkFitter", "LandmarkNoise",
-    "LossInputs", "PhotometricFitConfig", "PhotometricFitter", "Residual", "Term", "VertexCorrespondence",
+    "LossInputs", "OutlineTargets", "PhotometricFitConfig", "PhotometricFitter", "Residual", "Term", "VertexCorrespondence",
     "contour_lines", "correspondence_on", "estimate_initial_pose", "estimate_orthographic_projection_linear",
-    "landmark_reprojection", "normal_equations", "objective", "register_term", "solve_damped_step", "torch_threads",
+    "landmark_reprojection", "normal_equations", "objective", "outline_targets", "register_term", "solve_damped_step", "torch_threads",
     "unregister_term", "update_contour_correspondences",
 ]

@@ -30,10 +30,11 @@ from ..models import MorphableModel
 from .config import LandmarkFitConfig
 from .contour_correspondence import contour_lines, update_contour_correspondences
 from .correspondence import VertexCorrespondence
+from .outline import CONTOUR_FACING, SAMPLE_SPACING_MM
 from .pose import estimate_initial_pose
 from .result import FitDiagnostics, FitResult
 from .state import FaceState
-from .terms import GaussNewtonInputs, Residual, objective
+from .terms import GaussNewtonInputs, Residual, SurfaceProjection, objective
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,41 @@ def landmark_reprojection(mean: np.ndarray, basis: np.ndarray, coeffs: np.ndarra
     return Residual(res.ravel(), jac.reshape(-1, j_shape.shape[2] + 7), robust.ravel())
 
 
+def project_with_jacobian(mean: np.ndarray, basis: np.ndarray, coeffs: np.ndarray, rotation: np.ndarray,
+                          translation: np.ndarray, log_focal: float, principal: np.ndarray,
+                          with_jacobian: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pinhole projection of model points and, for some of them, its Jacobian.
+
+    Args:
+        mean: (N, 3) points at zero coefficients; basis: (N, 3, P) their basis; coeffs: (P,).
+        rotation (3,) axis-angle, translation (3,) mm, log_focal, principal (2,) px: the camera.
+
+    Returns:
+        (projected (N, 2) px, and with `with_jacobian` d(u, v) / d [coeffs, rotation update (left),
+        translation, log focal] (N, 2, P + 7), else None).
+    """
+    f = np.exp(log_focal)
+    r_mat = axis_angle_to_matrix_np(rotation)
+    rx = (mean + _apply_basis(basis, coeffs)) @ r_mat.T
+    y = rx + translation
+    z = np.maximum(-y[:, 2], 1e-3)
+    uv = np.stack([principal[0] + f * y[:, 0] / z, principal[1] - f * y[:, 1] / z], 1)
+    if not with_jacobian:
+        return uv, None
+    inv_z = 1.0 / z
+    zero = np.zeros_like(z)
+    du = np.stack([f * inv_z, zero, f * y[:, 0] * inv_z ** 2], 1)
+    dv = np.stack([zero, -f * inv_z, -f * y[:, 1] * inv_z ** 2], 1)
+    d_uv = np.stack([du, dv], 1)  # (K, 2, 3)
+    j_shape = (d_uv @ r_mat) @ basis
+    skew = np.zeros((len(rx), 3, 3))
+    skew[:, 0, 1], skew[:, 0, 2] = rx[:, 2], -rx[:, 1]
+    skew[:, 1, 0], skew[:, 1, 2] = -rx[:, 2], rx[:, 0]
+    skew[:, 2, 0], skew[:, 2, 1] = rx[:, 1], -rx[:, 0]
+    j_f = (uv - principal)[:, :, None]
+    return uv, np.concatenate([j_shape, d_uv @ skew, d_uv, j_f], axis=2)
+
+
 def normal_equations(residuals: list[tuple[Residual, float]], num_parameters: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Newton normal equations A = sum w J^T D J, g = sum w J^T D r of weighted residual terms."""
     a_mat = np.zeros((num_parameters, num_parameters))
@@ -222,6 +258,26 @@ def solve_damped_step(a_mat: np.ndarray, g: np.ndarray, damping: float) -> np.nd
         return None
 
 
+def thinned_vertices(points: np.ndarray, ids: np.ndarray, spacing: float) -> np.ndarray:
+    """(K,) ids (sorted) of one vertex per occupied cell of a `spacing` grid over points[ids]: the
+    one nearest its cell's centre.
+
+    Args:
+        points: (V, 3) vertex positions; ids: (n,) the vertices to thin; spacing: the cell side.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) == 0:
+        return ids
+    p = points[ids] / spacing
+    cell = np.floor(p).astype(np.int64)
+    off = np.sum((p - cell - 0.5) ** 2, axis=1)
+    order = np.lexsort((off, cell[:, 2], cell[:, 1], cell[:, 0]))
+    c = cell[order]
+    first = np.ones(len(c), bool)
+    first[1:] = (c[1:] != c[:-1]).any(axis=1)
+    return np.sort(ids[order[first]])
+
+
 class LandmarkFitter:
     """Holds the per-model arrays a landmark fit needs, so repeated fits cost milliseconds.
 
@@ -229,10 +285,13 @@ class LandmarkFitter:
         model: the model (or view) to fit.
         correspondence: landmarks on `model`'s vertices.
         contour_region: region whose vertices outline points may slide over (default "face").
+        outline_region: the face proper, for the outline term: its surface samples cover the whole
+            model (a head's outline may be any part of it) and only those in this region are fitted
+            to the outline (every sample when the model has no such region).
     """
 
     def __init__(self, model: MorphableModel, correspondence: VertexCorrespondence,
-                 contour_region: str = "face") -> None:
+                 contour_region: str = "face", outline_region: str = "narrow_face") -> None:
         self.model = model
         self.correspondence = correspondence
         mean = model.mean.detach().cpu().double().numpy()
@@ -241,12 +300,19 @@ class LandmarkFitter:
         region = model.regions.get(contour_region)
         region_ids = np.arange(model.num_vertices) if region is None else region.cpu().numpy()
         self.contours = contour_lines(mean, region_ids, correspondence)
+        # the outline term's surface samples (`fitting.outline`): the region thinned to a grid
+        self.surface_samples = thinned_vertices(mean, np.arange(model.num_vertices), SAMPLE_SPACING_MM)
+        fitted = model.regions.get(outline_region)
+        self.surface_in_face = np.ones(len(self.surface_samples), bool) if fitted is None else \
+            np.isin(self.surface_samples, fitted.cpu().numpy())
         # Everything a fit touches lives on a few thousand vertices: keep their bases in float64,
         # laid out (n, 3, K_id + E), so a fit never gathers from the full model.
-        involved = np.unique(np.concatenate([correspondence.vertex_ids.ravel(), self.contours.vertices]))
+        involved = np.unique(np.concatenate([correspondence.vertex_ids.ravel(), self.contours.vertices,
+                                             self.surface_samples]))
         self.local_index = np.full(model.num_vertices, -1, dtype=np.int64)
         self.local_index[involved] = np.arange(len(involved))
         self.contour_local = self.local_index[self.contours.vertices]
+        self.surface_local = self.local_index[self.surface_samples]
         self.num_identity = model.num_identity
         id_basis = model.identity_basis.detach().cpu().numpy()[:, involved]  # (K, n, 3)
         exp_basis = model.expression_basis.detach().cpu().numpy()[:, involved]
@@ -257,6 +323,7 @@ class LandmarkFitter:
         self.num_expression = exp_basis.shape[0]
         self._basis_cache: dict[int, np.ndarray] = {}
         self._contour_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._surface_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._threads = None
 
     def _basis(self, k_id: int) -> np.ndarray:
@@ -355,13 +422,16 @@ class LandmarkFitter:
         updates = set(np.linspace(0, cfg.iterations - 1, cfg.sliding_updates + 1)[:-1].round().astype(int).tolist()) \
             if len(self.contours.landmarks) and cfg.sliding_updates > 0 else set()
         bases = self._landmark_bases(vids, bary, local_basis)
+        surface_arrays = self._surface_arrays(local_basis)
         names = list(self.model.expression_names)
 
         def evaluate(a, e, r, t, lf, with_jacobian):
             def landmarks(jac: bool) -> Residual:
                 return landmark_reprojection(bases[0], bases[1], np.concatenate([a, e]), r, t, lf, principal, points,
                                              w, sigma, cfg.noise.robust_scale, jac, noise)
-            inputs = GaussNewtonInputs(a, e, r, t, lf, np.log(f0), names, cfg, landmarks, extras)
+            def surface() -> SurfaceProjection:
+                return self._surface_projection(surface_arrays, np.concatenate([a, e]), r, t, lf, principal)
+            inputs = GaussNewtonInputs(a, e, r, t, lf, np.log(f0), names, cfg, landmarks, extras, sigma, surface)
             out = []
             for term, weight in terms:
                 res = term.residual(inputs, with_jacobian)
@@ -470,6 +540,30 @@ class LandmarkFitter:
         ntrans = trans + step[k_id + k_exp + 3:k_id + k_exp + 6]
         nlogf = log_f + step[-1]
         return na, npsi, nrot, ntrans, nlogf
+
+    def _surface_arrays(self, local_basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (N, 3) and basis (N, 3, k_id + E) of the surface samples, for this local basis."""
+        key = local_basis.shape[2]
+        if key not in self._surface_cache:
+            sl = self.surface_local
+            self._surface_cache[key] = (self.local_mean[sl], np.ascontiguousarray(local_basis[sl]))
+        return self._surface_cache[key]
+
+    def _surface_projection(self, arrays, coeffs, rot, trans, log_f, principal) -> SurfaceProjection:
+        """The surface samples near the occluding contour (|facing| < `CONTOUR_FACING`, judged on the
+        mean shape's positions and normals), projected."""
+        mean, basis = arrays
+        r_mat = axis_angle_to_matrix_np(rot)
+        y = mean @ r_mat.T + trans
+        n = self.local_normals[self.surface_local] @ r_mat.T
+        facing = -(n * y).sum(1) / np.maximum(np.linalg.norm(y, axis=1), 1e-9)
+        near = np.nonzero(np.abs(facing) < CONTOUR_FACING)[0]
+        mean, basis = mean[near], basis[near]
+        uv, _ = project_with_jacobian(mean, basis, coeffs, rot, trans, log_f, principal, False)
+
+        def jacobian(rows: np.ndarray) -> np.ndarray:
+            return project_with_jacobian(mean[rows], basis[rows], coeffs, rot, trans, log_f, principal, True)[1]
+        return SurfaceProjection(uv, facing[near], jacobian, self.surface_in_face[near])
 
     def _update_outline(self, vids, local_basis, coeffs, rot, trans, log_f, principal):
         lc = self.contour_local

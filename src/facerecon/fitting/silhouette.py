@@ -40,7 +40,6 @@ def silhouette_targets(person: np.ndarray, points: np.ndarray, band_fraction: fl
             pixel must be to count as the face's visible outline.
     """
     from scipy import ndimage
-    from skimage.draw import polygon
 
     person = np.asarray(person, dtype=np.float32)
     pts = np.asarray(points, dtype=np.float64)
@@ -48,21 +47,29 @@ def silhouette_targets(person: np.ndarray, points: np.ndarray, band_fraction: fl
         raise UsageError(f"person must be a finite (H, W) probability map, got shape {person.shape}")
     if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 3 or not np.isfinite(pts).all():
         raise UsageError(f"points must be finite (L, 2) with L >= 3, got shape {pts.shape}")
-    h, w = person.shape
     background = person < 0.5
-    hull = np.zeros((h, w), bool)
-    try:
-        from scipy.spatial import ConvexHull
-
-        corners = pts[ConvexHull(pts).vertices]
-        rr, cc = polygon(corners[:, 1] - 0.5, corners[:, 0] - 0.5, shape=(h, w))
-        hull[rr, cc] = True
-    except Exception:  # degenerate (collinear) points: no face area, no attraction
-        pass
+    hull = hull_mask(pts, person.shape)
     band = max(1.0, band_fraction * float(np.linalg.norm(np.ptp(pts, axis=0))))
     near = ndimage.distance_transform_edt(~background) <= band if background.any() else np.zeros_like(hull)
     inside = hull & ~background & near
     return np.stack([inside.astype(np.float32), 1.0 - np.clip(person, 0.0, 1.0)], axis=-1)
+
+
+def hull_mask(points: np.ndarray, shape: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """(H, W) bool: the pixels whose centres lie in the convex hull of `points` (px, x right, y down),
+    for an image window of `shape` whose top-left pixel is (row, col) = `origin`; all False when the
+    points are degenerate (collinear)."""
+    from scipy.spatial import ConvexHull
+    from skimage.draw import polygon
+
+    hull = np.zeros(shape, bool)
+    try:
+        corners = points[ConvexHull(points).vertices]
+    except Exception:  # degenerate (collinear) points: no face area, no attraction
+        return hull
+    rr, cc = polygon(corners[:, 1] - 0.5 - origin[0], corners[:, 0] - 0.5 - origin[1], shape=shape)
+    hull[rr, cc] = True
+    return hull
 
 
 def silhouette_loss(alpha: Tensor, inside: Tensor, outside: Tensor) -> Tensor:

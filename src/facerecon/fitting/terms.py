@@ -46,6 +46,26 @@ class Residual:
 
 
 @dataclass
+class SurfaceProjection:
+    """The fitter's surface samples near the occluding contour under the current camera (for image
+    terms of the Gauss-Newton fit: the face's projected outline is made of them, and where the
+    outline lies inside the person's, so does the rest of the face).
+
+    Attributes:
+        uv: (N, 2) projected px. facing: (N,) cosine between each sample's (mean-shape) normal and
+            its ray to the camera (> 0 faces the camera, about 0 on the occluding contour).
+        jacobian: callable(rows (K,)) -> d(u, v) / d parameters (K, 2, n) of those samples.
+        in_face: (N,) bool, the samples on the face proper (the rest of the head may form the
+            outline, but is not fitted to it); None: all.
+    """
+
+    uv: np.ndarray
+    facing: np.ndarray
+    jacobian: Callable[[np.ndarray], np.ndarray]
+    in_face: np.ndarray | None = None
+
+
+@dataclass
 class GaussNewtonInputs:
     """What a residual form sees: the parameter vector's layout and current values, and the observations.
 
@@ -59,6 +79,9 @@ class GaussNewtonInputs:
         landmarks: callable(with_jacobian) -> Residual of the landmark reprojection (the fitter's
             analytic projection; see `landmark_fit`).
         extras: anything a custom term needs (e.g. a target), from `LandmarkFitter.fit(extras=...)`.
+        landmark_sigma: the landmark noise in px (residuals of image terms are divided by it).
+        surface: callable() -> `SurfaceProjection` of the fitter's surface samples at the current
+            values (computed once per evaluation); None when the fitter has none (`fitting.outline`).
     """
 
     identity: np.ndarray
@@ -71,6 +94,8 @@ class GaussNewtonInputs:
     config: Any
     landmarks: Callable[[bool], Residual]
     extras: dict
+    landmark_sigma: float = 1.0
+    surface: "Callable[[], SurfaceProjection] | None" = None
 
     @property
     def num_parameters(self) -> int:
