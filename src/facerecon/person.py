@@ -386,14 +386,8 @@ class PersonReconstructor:
         if not faces:
             raise NoFaceError(f"no face found in {name}")
         t = time.perf_counter()
-        points, weights = faces[0].points, rec.landmark_weights.copy()
-        error_model = rec._error_model()
-        single = rec.fast_fitter.fit(points, (h, w), weights, rec.first_pass_config(error_model is not None),
-                                     focal=focal)
-        if error_model is not None:  # as the single-photo pipeline: de-biased points, per-point noise weights
-            points, weights = rec._apply_error_model(error_model, faces[0].points, weights, single)
-            single = rec.fast_fitter.fit(points, (h, w), weights, rec.second_pass_config(single), focal=focal,
-                                         init=single)
+        # as the single-photo pipeline: de-biased points, per-point noise weights, the outline
+        single, points, weights = rec.fast_fit(image, faces[0], focal)
         timings["fast_fit_s"] = time.perf_counter() - t
         digest = hashlib.sha1(np.ascontiguousarray((image * 255 + 0.5).astype(np.uint8))).hexdigest()
         return _Photo(name, source, faces[0], len(faces), (h, w), photo_copy(image), focal, focal_source, digest,

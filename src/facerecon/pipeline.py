@@ -133,7 +133,7 @@ class Reconstructor:
         self._error_models: dict[str, LandmarkErrorModel] = {}
         self._full_fitter: PhotometricFitter | None = None
         self._segmenter = None  # MediaPipe selfie segmentation, for the silhouette term (built on first use)
-        self._person: tuple[np.ndarray, np.ndarray] | None = None  # (image, its person map): the last one
+        self._person: tuple[tuple, np.ndarray] | None = None  # (image key, its person map): the last one
         self._own_detector = detector is None
         self.detector = detector if detector is not None else create_detector("mediapipe", max_num_faces=max(max_faces, 4))
         self.eye_pairs = np.concatenate(list(eyelid_pairs(MEDIAPIPE478).values()))
@@ -155,13 +155,14 @@ class Reconstructor:
 
     def person(self, image: np.ndarray) -> np.ndarray:
         """(H, W) person probability of `image` (MediaPipe selfie segmentation, built on first use;
-        within one `reconstruct` call the map is kept, so the fast fit's outline and the full fit's silhouette share it)."""
+        the last image's map is kept, so the fast fit's outline and the full fit's silhouette share it)."""
         from .landmarks.segmentation import PersonSegmenter
 
         if self._segmenter is None:
             self._segmenter = PersonSegmenter()
-        if self._person is None or self._person[0] is not image:
-            self._person = (image, self._segmenter.segment(image))
+        key = (id(image), image.shape, hash(np.ascontiguousarray(image[::29, ::31]).tobytes()))
+        if self._person is None or self._person[0] != key:  # the key tells a refilled buffer apart
+            self._person = (key, self._segmenter.segment(image))
         return self._person[1]
 
     def silhouette_extras(self, image: np.ndarray, face, yaw_deg: float) -> dict:
@@ -231,7 +232,6 @@ class Reconstructor:
             raise UsageError(f"mode must be one of {MODES}, got {mode!r}")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        self._person = None  # a caller may refill the same array with the next frame
         image, source, focal, focal_source = load_photo(image, focal)
         timings["load_s"] = time.perf_counter() - t0
         t = time.perf_counter()
@@ -260,20 +260,10 @@ class Reconstructor:
         if face.scheme != MEDIAPIPE478:
             raise UsageError(f"the pipeline fits MediaPipe's 478 points; got {face.scheme}")
         cfg = self.config
-        points = face.points
-        weights = self.landmark_weights.copy()
         quality = QualityFlags(tiny_face=float(face.box[2] - face.box[0]) < MIN_FACE_PX,
                                weak_detection=QualityFlags.weak(face.found_by))
         t = time.perf_counter()
-        model = self._error_model()
-        fast = self.fast_fitter.fit(points, (h, w), weights, self.first_pass_config(model is not None), focal=focal)
-        if model is not None:
-            base = weights
-            points, weights = self._apply_error_model(model, face.points, weights, fast)
-            fit_weights, noise = self._correlated_noise(model, face.points, base, weights, fast)
-            outline = self.outline_extras(image, face, float(fast.state.params.pose_deg()[0, 0]))
-            fast = self.fast_fitter.fit(points, (h, w), fit_weights, self.second_pass_config(fast), focal=focal,
-                                        init=fast, noise=noise, extras=outline)
+        fast, points, weights = self.fast_fit(image, face, focal)
         timings["fast_fit_s"] = time.perf_counter() - t
         fit_used: FitResult = fast
         losses = {"fast": {"landmark_rms_px": fast.rms_px}}
@@ -291,6 +281,30 @@ class Reconstructor:
             photo=photo, correspondence=fit_used.correspondence, landmark_weights=weights,
             corrective=fit_used.corrective, quality=quality, losses=losses, timings=timings,
         )
+
+    def fast_fit(self, image: np.ndarray, face: FaceLandmarks, focal: float | None) -> tuple[FitResult, np.ndarray, np.ndarray]:
+        """Fast mode on one detected face: the first pass, then (with the detector's error model) the
+        error-model pass on de-biased, re-weighted points, with the outline term on a turned face.
+
+        Args:
+            image: (H, W, 3) float RGB. face: its detection (MediaPipe 478). focal: px, or None (estimated).
+
+        Returns:
+            (the fit, the points it fitted (L, 2) px, their weights (L,)).
+        """
+        h, w = image.shape[:2]
+        points, weights = face.points, self.landmark_weights.copy()
+        model = self._error_model()
+        fast = self.fast_fitter.fit(points, (h, w), weights, self.first_pass_config(model is not None), focal=focal)
+        if model is None:
+            return fast, points, weights
+        base = weights
+        points, weights = self._apply_error_model(model, face.points, weights, fast)
+        fit_weights, noise = self._correlated_noise(model, face.points, base, weights, fast)
+        outline = self.outline_extras(image, face, float(fast.state.params.pose_deg()[0, 0]))
+        fast = self.fast_fitter.fit(points, (h, w), fit_weights, self.second_pass_config(fast), focal=focal,
+                                    init=fast, noise=noise, extras=outline)
+        return fast, points, weights
 
     def first_pass_config(self, error_model: bool) -> LandmarkFitConfig:
         """The landmark config of the first fast-fit pass: `PipelineConfig.first_pass_*` applied when a

@@ -541,28 +541,36 @@ class LandmarkFitter:
         nlogf = log_f + step[-1]
         return na, npsi, nrot, ntrans, nlogf
 
-    def _surface_arrays(self, local_basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean (N, 3) and basis (N, 3, k_id + E) of the surface samples, for this local basis."""
+    def _surface_arrays(self, local_basis: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean (N, 3) and basis (N, 3, k_id + E) of the surface samples for this local basis, and the
+        basis as a float32 (N * 3, k_id + E) matrix (where the samples are only needs to be roughly known)."""
         key = local_basis.shape[2]
         if key not in self._surface_cache:
             sl = self.surface_local
-            self._surface_cache[key] = (self.local_mean[sl], np.ascontiguousarray(local_basis[sl]))
+            basis = np.ascontiguousarray(local_basis[sl])
+            self._surface_cache[key] = (self.local_mean[sl], basis,
+                                        basis.reshape(-1, key).astype(np.float32))
         return self._surface_cache[key]
 
     def _surface_projection(self, arrays, coeffs, rot, trans, log_f, principal) -> SurfaceProjection:
         """The surface samples near the occluding contour (|facing| < `CONTOUR_FACING`, judged on the
         mean shape's positions and normals), projected."""
-        mean, basis = arrays
+        mean, basis, coarse = arrays
         r_mat = axis_angle_to_matrix_np(rot)
         y = mean @ r_mat.T + trans
         n = self.local_normals[self.surface_local] @ r_mat.T
         facing = -(n * y).sum(1) / np.maximum(np.linalg.norm(y, axis=1), 1e-9)
         near = np.nonzero(np.abs(facing) < CONTOUR_FACING)[0]
-        mean, basis = mean[near], basis[near]
-        uv, _ = project_with_jacobian(mean, basis, coeffs, rot, trans, log_f, principal, False)
+        # one float32 product over all samples beats gathering the basis rows of the near ones
+        x = mean[near] + (coarse @ coeffs.astype(np.float32)).reshape(-1, 3)[near]
+        yn = x @ r_mat.T + trans
+        z = np.maximum(-yn[:, 2], 1e-3)
+        f = np.exp(log_f)
+        uv = np.stack([principal[0] + f * yn[:, 0] / z, principal[1] - f * yn[:, 1] / z], 1)
 
         def jacobian(rows: np.ndarray) -> np.ndarray:
-            return project_with_jacobian(mean[rows], basis[rows], coeffs, rot, trans, log_f, principal, True)[1]
+            ids = near[rows]
+            return project_with_jacobian(mean[ids], basis[ids], coeffs, rot, trans, log_f, principal, True)[1]
         return SurfaceProjection(uv, facing[near], jacobian, self.surface_in_face[near])
 
     def _update_outline(self, vids, local_basis, coeffs, rot, trans, log_f, principal):

@@ -51,6 +51,7 @@ class OutlineTargets:
         background_distance: (h, w) float32 px from each background pixel's centre to the nearest
             person pixel's centre (0 on person pixels), over the window.
         nearest_person: (h, w, 2) int32 (row, col) in the window of that nearest person pixel.
+        edge_distance: (h, w) float32 px from each pixel's centre to the nearest edge point's pixel.
         edge_points: (M, 2) photo px where the face meets the background (on the person side).
         edge_normals: (M, 2) unit normals there, pointing out of the person.
         reach: px, how far inside an edge the model's outline is still paired with it.
@@ -59,13 +60,14 @@ class OutlineTargets:
     origin: tuple[int, int]
     background_distance: np.ndarray
     nearest_person: np.ndarray
+    edge_distance: np.ndarray
     edge_points: np.ndarray
     edge_normals: np.ndarray
     reach: float
 
 
 def outline_targets(person: np.ndarray, points: np.ndarray, band_fraction: float = 0.04,
-                    edge_spacing_fraction: float = 0.01, reach_fraction: float = 0.06,
+                    edge_spacing_fraction: float = 0.02, reach_fraction: float = 0.06,
                     window_fraction: float = 0.35, margin_fraction: float = 0.0,
                     face_axis: tuple[np.ndarray, np.ndarray] | None = None) -> OutlineTargets:
     """The outline targets of a photo from a person probability and the detected landmarks.
@@ -138,8 +140,11 @@ def outline_targets(person: np.ndarray, points: np.ndarray, band_fraction: float
     length = np.linalg.norm(normal, axis=1)
     ok = length > 1e-6
     edge = np.stack([cols + c0 + 0.5, rows + r0 + 0.5], 1).astype(np.float64)[ok]
-    return OutlineTargets((r0, c0), dist.astype(np.float32), nearest, edge, normal[ok] / length[ok, None],
-                          float(reach_fraction * diagonal))
+    not_edge = np.ones(crop.shape, bool)
+    not_edge[rows[ok], cols[ok]] = False
+    edge_distance = ndimage.distance_transform_edt(not_edge) if not not_edge.all() else np.full(crop.shape, np.inf)
+    return OutlineTargets((r0, c0), dist.astype(np.float32), nearest, edge_distance.astype(np.float32), edge,
+                          normal[ok] / length[ok, None], float(reach_fraction * diagonal))
 
 
 def background_residuals(projected: np.ndarray, targets: OutlineTargets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -187,10 +192,13 @@ def edge_residuals(projected: np.ndarray, targets: OutlineTargets, window: float
     b, n = targets.edge_points, targets.edge_normals
     if len(b) == 0 or len(projected) == 0:
         return np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 2))
-    # only samples in the edges' box, grown by the reach, can be paired (a sample further out along
-    # a normal would mean the face is off by more than the reach, which the background residual pulls in)
-    grow = targets.reach + window
-    box = np.nonzero(((projected >= b.min(0) - grow) & (projected <= b.max(0) + grow)).all(1))[0]
+    # only samples within the reach of an edge point are paired (one further out along a normal
+    # would mean the face is off by more than the reach, which the background residual pulls in)
+    dist = targets.edge_distance
+    r0, c0 = targets.origin
+    c = np.clip(np.floor(projected[:, 0] - c0).astype(np.int64), 0, dist.shape[1] - 1)
+    r = np.clip(np.floor(projected[:, 1] - r0).astype(np.int64), 0, dist.shape[0] - 1)
+    box = np.nonzero(dist[r, c] <= targets.reach + window + 1.0)[0]
     if len(box) == 0:
         return np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 2))
     projected = projected[box]
