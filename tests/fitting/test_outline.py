@@ -3,14 +3,15 @@ import pytest
 import torch
 
 from facerecon.errors import UsageError
-from facerecon.fitting.correspondence import VertexCorrespondence
-from facerecon.fitting.landmark_fit import LandmarkFitter, project_with_jacobian, thinned_vertices
+from facerecon.fitting.landmark_fit import project_with_jacobian, thinned_vertices
 from facerecon.fitting.outline import (OutlineTargets, background_residuals, edge_residuals, outline_residual,
                                        outline_targets)
 from facerecon.fitting.config import LandmarkFitConfig
 from facerecon.fitting.state import FaceState
 from facerecon.fitting.terms import GaussNewtonInputs, SurfaceProjection
 from facerecon.render import render_mesh
+
+from .test_multi_image_fit import sparse_fitter
 
 
 def _half_person():
@@ -83,11 +84,7 @@ def test_thinned_vertices_keep_one_per_cell():
 
 @pytest.fixture(scope="module")
 def head_fitter(ict_head):
-    rng = np.random.default_rng(0)
-    face = ict_head.regions["narrow_face"].numpy()
-    ids = rng.choice(face, 200, replace=False)
-    corr = VertexCorrespondence(np.stack([ids] * 3, 1), np.tile([1.0, 0, 0], (200, 1)), np.zeros(200, bool))
-    return LandmarkFitter(ict_head, corr), ids
+    return sparse_fitter(ict_head)
 
 
 def _turned_face(ict_head, alpha, size=256):

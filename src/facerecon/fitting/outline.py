@@ -91,14 +91,9 @@ def outline_targets(person: np.ndarray, points: np.ndarray, band_fraction: float
     """
     from scipy import ndimage
 
-    from .silhouette import hull_mask
+    from .silhouette import checked_targets_inputs, hull_mask
 
-    person = np.asarray(person, dtype=np.float32)
-    pts = np.asarray(points, dtype=np.float64)
-    if person.ndim != 2 or not np.isfinite(person).all():
-        raise UsageError(f"person must be a finite (H, W) probability map, got shape {person.shape}")
-    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 3 or not np.isfinite(pts).all():
-        raise UsageError(f"points must be finite (L, 2) with L >= 3, got shape {pts.shape}")
+    person, pts = checked_targets_inputs(person, points)
     h, w = person.shape
     diagonal = float(np.linalg.norm(np.ptp(pts, axis=0)))
     grow = window_fraction * diagonal

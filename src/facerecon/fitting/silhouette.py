@@ -41,18 +41,28 @@ def silhouette_targets(person: np.ndarray, points: np.ndarray, band_fraction: fl
     """
     from scipy import ndimage
 
-    person = np.asarray(person, dtype=np.float32)
-    pts = np.asarray(points, dtype=np.float64)
-    if person.ndim != 2 or not np.isfinite(person).all():
-        raise UsageError(f"person must be a finite (H, W) probability map, got shape {person.shape}")
-    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 3 or not np.isfinite(pts).all():
-        raise UsageError(f"points must be finite (L, 2) with L >= 3, got shape {pts.shape}")
+    person, pts = checked_targets_inputs(person, points)
     background = person < 0.5
     hull = hull_mask(pts, person.shape)
     band = max(1.0, band_fraction * float(np.linalg.norm(np.ptp(pts, axis=0))))
     near = ndimage.distance_transform_edt(~background) <= band if background.any() else np.zeros_like(hull)
     inside = hull & ~background & near
     return np.stack([inside.astype(np.float32), 1.0 - np.clip(person, 0.0, 1.0)], axis=-1)
+
+
+def checked_targets_inputs(person: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(person (H, W) float32, points (L, 2) float64) checked: a finite map and >= 3 finite points.
+
+    Raises:
+        UsageError: naming which input is wrong.
+    """
+    person = np.asarray(person, dtype=np.float32)
+    pts = np.asarray(points, dtype=np.float64)
+    if person.ndim != 2 or not np.isfinite(person).all():
+        raise UsageError(f"person must be a finite (H, W) probability map, got shape {person.shape}")
+    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 3 or not np.isfinite(pts).all():
+        raise UsageError(f"points must be finite (L, 2) with L >= 3, got shape {pts.shape}")
+    return person, pts
 
 
 def hull_mask(points: np.ndarray, shape: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> np.ndarray:
