@@ -34,6 +34,15 @@ def test_targets_put_edges_on_the_person_side_with_outward_normals():
     assert (t.edge_distance[r, c] == 0).all() and t.edge_distance[20, 5] >= 14  # from the edge column 19
     with pytest.raises(UsageError):
         outline_targets(person, pts[:2])
+    # collinear points have no hull: no edges, with or without a margin
+    line = np.array([[5.0, 5.0], [15.0, 15.0], [25.0, 25.0]])
+    assert len(outline_targets(person, line, band_fraction=0.1, margin_fraction=0.2).edge_points) == 0
+    # the margin reaches past the hull, but never above the face's top along its axis
+    grown = outline_targets(person, pts, band_fraction=0.1, margin_fraction=0.1)
+    assert grown.edge_points[:, 1].min() < t.edge_points[:, 1].min()
+    capped = outline_targets(person, pts, band_fraction=0.1, margin_fraction=0.1,
+                             face_axis=(np.array([15.0, 35.0]), np.array([15.0, 5.0])))
+    assert capped.edge_points[:, 1].min() >= 5.0
 
 
 def test_background_residuals_measure_how_far_past_the_edge_a_sample_lies():

@@ -108,7 +108,7 @@ def outline_targets(person: np.ndarray, points: np.ndarray, band_fraction: float
         nearest = np.ascontiguousarray(np.stack(idx, axis=-1).astype(np.int32))
         band = max(1.0, band_fraction * diagonal)
         face = hull_mask(pts, crop.shape, (r0, c0))
-        if margin_fraction > 0:
+        if margin_fraction > 0 and face.any():  # (an empty hull stays empty)
             face = ndimage.distance_transform_edt(~face) <= margin_fraction * diagonal
             if face_axis is not None:
                 bottom, top = (np.asarray(p, dtype=np.float64) for p in face_axis)
