@@ -174,7 +174,7 @@ def landmark_reprojection(mean: np.ndarray, basis: np.ndarray, coeffs: np.ndarra
 def project_with_jacobian(mean: np.ndarray, basis: np.ndarray, coeffs: np.ndarray, rotation: np.ndarray,
                           translation: np.ndarray, log_focal: float, principal: np.ndarray,
                           with_jacobian: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Pinhole projection of model points and, for some of them, its Jacobian.
+    """Pinhole projection of model points and, when asked, its Jacobian.
 
     Args:
         mean: (N, 3) points at zero coefficients; basis: (N, 3, P) their basis; coeffs: (P,).
@@ -196,7 +196,7 @@ def project_with_jacobian(mean: np.ndarray, basis: np.ndarray, coeffs: np.ndarra
     zero = np.zeros_like(z)
     du = np.stack([f * inv_z, zero, f * y[:, 0] * inv_z ** 2], 1)
     dv = np.stack([zero, -f * inv_z, -f * y[:, 1] * inv_z ** 2], 1)
-    d_uv = np.stack([du, dv], 1)  # (K, 2, 3)
+    d_uv = np.stack([du, dv], 1)  # (N, 2, 3)
     j_shape = (d_uv @ r_mat) @ basis
     skew = np.zeros((len(rx), 3, 3))
     skew[:, 0, 1], skew[:, 0, 2] = rx[:, 2], -rx[:, 1]
@@ -300,7 +300,7 @@ class LandmarkFitter:
         region = model.regions.get(contour_region)
         region_ids = np.arange(model.num_vertices) if region is None else region.cpu().numpy()
         self.contours = contour_lines(mean, region_ids, correspondence)
-        # the outline term's surface samples (`fitting.outline`): the region thinned to a grid
+        # the outline term's surface samples (`fitting.outline`): the whole model thinned to a grid
         self.surface_samples = thinned_vertices(mean, np.arange(model.num_vertices), SAMPLE_SPACING_MM)
         fitted = model.regions.get(outline_region)
         self.surface_in_face = np.ones(len(self.surface_samples), bool) if fitted is None else \
@@ -323,7 +323,7 @@ class LandmarkFitter:
         self.num_expression = exp_basis.shape[0]
         self._basis_cache: dict[int, np.ndarray] = {}
         self._contour_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._surface_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._surface_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._threads = None
 
     def _basis(self, k_id: int) -> np.ndarray:

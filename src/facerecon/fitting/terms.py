@@ -81,7 +81,8 @@ class GaussNewtonInputs:
         extras: anything a custom term needs (e.g. a target), from `LandmarkFitter.fit(extras=...)`.
         landmark_sigma: the landmark noise in px (residuals of image terms are divided by it).
         surface: callable() -> `SurfaceProjection` of the fitter's surface samples at the current
-            values (computed once per evaluation); None when the fitter has none (`fitting.outline`).
+            values (computed on each call: a term calls it once); None when the fitter has none
+            (`fitting.outline`).
     """
 
     identity: np.ndarray
