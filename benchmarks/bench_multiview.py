@@ -1,7 +1,7 @@
 """Several photos of one person (issue #17): how much of the gap each extra view closes.
 
     python benchmarks/bench_multiview.py [--n 8] [--seed 1] [--mode fast|full] [--quick] [--many 50]
-        [--joint-prior 1,3,10] [--inflation 4,6] [--cache DIR]
+        [--joint-prior 1,3,10] [--inflation 4,6] [--outline on,off] [--cache DIR]
 
 Each person is made by the held-out set's code (`evaluation.heldout`, issue #15: an ICT identity
 deformed 2-4 mm RMS beyond the model by anatomical fields, a painted UV albedo) and rendered by its
@@ -149,6 +149,9 @@ def main() -> None:
     parser.add_argument("--silhouette", default=None,
                         help="comma list of on/off for PersonConfig.silhouette (full mode), one table each (as "
                              "--joint-prior)")
+    parser.add_argument("--outline", default=None,
+                        help="comma list of on/off for PersonConfig.outline (the joint fit's outline term on turned "
+                             "photos), one table each (as --joint-prior)")
     parser.add_argument("--landmarks", default="detector", choices=["detector", "gt"],
                         help="gt: the true MediaPipe points of each view instead of the detector's (a diagnostic)")
     parser.add_argument("--cache", default=None, help="folder to keep the rendered people in between runs")
@@ -167,6 +170,7 @@ def main() -> None:
     inflations = [None] if args.inflation is None else [float(x) for x in args.inflation.split(",")]
     poor = [None] if args.poor_fit is None else [float(x) for x in args.poor_fit.split(",")]
     silhouettes = [None] if args.silhouette is None else [x.strip() == "on" for x in args.silhouette.split(",")]
+    outlines = [None] if args.outline is None else [x.strip() == "on" for x in args.outline.split(",")]
     with Reconstructor() as base:
         view = base.view
         people = _people(base.model, [args.seed * 1000 + i for i in range(n)], args.cache)
@@ -178,7 +182,7 @@ def main() -> None:
             pipeline = PipelineConfig() if inflation is None else PipelineConfig(noise_inflation=inflation)
             detector = base.detector if args.landmarks == "detector" else _TruePoints(base.model, people)
             rec = Reconstructor(base.model, detector=detector, config=pipeline)
-            for prior, fraction, silhouette in itertools.product(priors, poor, silhouettes):
+            for prior, fraction, silhouette, outline in itertools.product(priors, poor, silhouettes, outlines):
                 config = PersonConfig()
                 if prior is not None:
                     config = dataclasses.replace(config, joint_identity_prior=prior)
@@ -186,12 +190,15 @@ def main() -> None:
                     config = dataclasses.replace(config, poor_fit_fraction=fraction)
                 if silhouette is not None:
                     config = dataclasses.replace(config, silhouette=silhouette)
+                if outline is not None:
+                    config = dataclasses.replace(config, outline=outline)
                 person = PersonReconstructor(rec, config=config)
                 rows, spread = _run(person, people, cal, view, sizes, args.mode)
                 print(f"bench_multiview: {len(people)} people ({missed} left out: a view without a detected face), "
                       f"mode {args.mode}, seed {args.seed}, yaws {YAWS}, held-out image formation; joint identity "
                       f"prior x{config.joint_identity_prior:g}, noise inflation {pipeline.noise_inflation:g}, poor fit "
-                      f"{config.poor_fit_fraction:g}, silhouette {'on' if config.silhouette else 'off'}, "
+                      f"{config.poor_fit_fraction:g}, silhouette {'on' if config.silhouette else 'off'}, outline "
+                      f"{'on' if config.outline else 'off'}, "
                       f"{args.landmarks} landmarks")
                 _print(rows, spread, sizes, args.mode)
 

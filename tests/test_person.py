@@ -95,6 +95,20 @@ def test_each_photo_is_de_biased_and_weighted_as_the_single_photo_pipeline(perso
         np.testing.assert_allclose(alice_fit.photos[k].landmark_weights, single.landmark_weights, atol=1e-12)
         assert not np.allclose(prepared.weights, rec.landmark_weights)
         assert not np.allclose(prepared.points, prepared.face.points)
+        # a turned photo (yaw +-35) brings its outline targets to the joint fit, the frontal one none
+        assert ("outline" in prepared.outline) == (k > 0)
+
+
+def test_the_joint_fit_uses_the_turned_photos_outlines(person, alice, alice_fit):
+    import dataclasses
+
+    from facerecon.person import PersonReconstructor
+
+    _, views = alice
+    config = dataclasses.replace(person.config, outline=False)
+    without = PersonReconstructor(person.reconstructor, config=config).reconstruct(
+        [v.image for v in views], names=["front", "left", "right"])
+    assert not np.allclose(without.identity, alice_fit.identity, atol=1e-3)
 
 
 def test_the_shape_test_names_the_odd_photo(person):

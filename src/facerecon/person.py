@@ -106,6 +106,14 @@ class PersonConfig:
             0.7-1 %, yaw 60 views to 2-3 %. With the error model's per-point weights (calibration
             above, joint prior x0.3): gap closed by 3 views 0.092 at 1 %, 0.072 at 5 % (about
             off); by 5 views 0.085 and -0.002.
+        outline: each turned photo's outline targets (`Reconstructor.outline_extras`: the person
+            segmentation's edge next to the face, |yaw| >= `PipelineConfig.outline_min_yaw_deg`) are
+            an image term of the joint landmark fit too, as in the photo's own fast fit. On training
+            people (`bench_multiview.py --n 8 --seed 9 --outline off,on`, fast) 3 views closed 0.085 /
+            0.154 of the gap, 5 views 0.080 / 0.171 (the joint fit without it lost what the outline
+            gave a turned photo alone); the joint prior re-checked with it (`--joint-prior 0.1,0.5,1`):
+            3 views 0.158 / 0.147 / 0.128, 5 views 0.169 / 0.162 / 0.144, so x0.25 stays. The targets
+            of a 512 px photo take about 1 MB (50 photos: peak RSS 1.55 -> 1.57 GB, `--many 50`).
         silhouette: the joint full fit's photos also fitted to their outlines (the pipeline's
             silhouette term, turned photos only). Off: on training people (`bench_multiview.py --quick
             --mode full --seed 9 --silhouette off,on`) 3 views closed 0.351 / 0.348 of the gap, 5 views
@@ -124,6 +132,7 @@ class PersonConfig:
 
     joint_identity_prior: float = 0.25
     joint_num_identity: int = 40
+    outline: bool = True
     silhouette: bool = False
     max_disagreement_mm: float = 6.0
     min_identity_cosine: float = 0.82
@@ -293,6 +302,7 @@ class _Photo:
     timings: dict
     points: np.ndarray  # (L, 2) the points the fits use: de-biased by the error model when there is one
     weights: np.ndarray  # (L,) their weights (the pipeline's, times each point's noise weight)
+    outline: dict  # the outline term's extras (`Reconstructor.outline_extras`): empty for a frontal photo
 
 
 class PersonReconstructor:
@@ -387,11 +397,13 @@ class PersonReconstructor:
             raise NoFaceError(f"no face found in {name}")
         t = time.perf_counter()
         # as the single-photo pipeline: de-biased points, per-point noise weights, the outline
-        single, points, weights = rec.fast_fit(image, faces[0], focal)
+        single, points, weights, outline = rec.fast_fit(image, faces[0], focal)
         timings["fast_fit_s"] = time.perf_counter() - t
+        if not self.config.outline:  # else a turned photo's outline targets go on to the joint fit
+            outline = {}
         digest = hashlib.sha1(np.ascontiguousarray((image * 255 + 0.5).astype(np.uint8))).hexdigest()
         return _Photo(name, source, faces[0], len(faces), (h, w), photo_copy(image), focal, focal_source, digest,
-                      single, image if keep_image else None, timings, points, weights)
+                      single, image if keep_image else None, timings, points, weights, outline)
 
     def _single(self, photo: _Photo, image, mode: str, skipped: dict, timings: dict) -> PersonReconstruction:
         """One usable photo: exactly the single-photo pipeline."""
@@ -433,7 +445,7 @@ class PersonReconstructor:
             terms={**lm.terms, "identity_prior": lm.terms.get("identity_prior", 1.0) * cfg.joint_identity_prior})
         args = dict(points=[p.points for p in photos], image_sizes=[p.size for p in photos],
                     weights=[p.weights for p in photos], config=joint_config, focals=[p.focal for p in photos],
-                    init=[p.single for p in photos])
+                    init=[p.single for p in photos], extras=[p.outline for p in photos])
         joint = fit_multi_image(rec.fast_fitter, image_weights=base, **args)
         face_size = np.array([np.linalg.norm(np.ptp(p.face.points[rec.landmark_weights > 0], axis=0)) for p in photos])
         ratio = joint.image_rms_px / face_size

@@ -11,6 +11,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,6 +30,15 @@ MODES = ("fast", "full")
 MIN_FACE_PX = 40
 MAX_YAW_DEG = 60.0
 CHIN, FOREHEAD = 152, 10  # MediaPipe's points at the bottom of the chin and the top of the forehead
+
+
+class FastFit(NamedTuple):
+    """What `Reconstructor.fast_fit` returns (see there)."""
+
+    fit: FitResult
+    points: np.ndarray
+    weights: np.ndarray
+    outline: dict
 
 
 @dataclass
@@ -263,7 +273,7 @@ class Reconstructor:
         quality = QualityFlags(tiny_face=float(face.box[2] - face.box[0]) < MIN_FACE_PX,
                                weak_detection=QualityFlags.weak(face.found_by))
         t = time.perf_counter()
-        fast, points, weights = self.fast_fit(image, face, focal)
+        fast, points, weights, _ = self.fast_fit(image, face, focal)
         timings["fast_fit_s"] = time.perf_counter() - t
         fit_used: FitResult = fast
         losses = {"fast": {"landmark_rms_px": fast.rms_px}}
@@ -282,7 +292,7 @@ class Reconstructor:
             corrective=fit_used.corrective, quality=quality, losses=losses, timings=timings,
         )
 
-    def fast_fit(self, image: np.ndarray, face: FaceLandmarks, focal: float | None) -> tuple[FitResult, np.ndarray, np.ndarray]:
+    def fast_fit(self, image: np.ndarray, face: FaceLandmarks, focal: float | None) -> "FastFit":
         """Fast mode on one detected face: the first pass, then (with the detector's error model) the
         error-model pass on de-biased, re-weighted points, with the outline term on a turned face.
 
@@ -290,21 +300,22 @@ class Reconstructor:
             image: (H, W, 3) float RGB. face: its detection (MediaPipe 478). focal: px, or None (estimated).
 
         Returns:
-            (the fit, the points it fitted (L, 2) px, their weights (L,)).
+            `FastFit`: the fit, the points it fitted (L, 2) px, their weights (L,), and the outline
+            extras it used (empty when the term did not run).
         """
         h, w = image.shape[:2]
         points, weights = face.points, self.landmark_weights.copy()
         model = self._error_model()
         fast = self.fast_fitter.fit(points, (h, w), weights, self.first_pass_config(model is not None), focal=focal)
         if model is None:
-            return fast, points, weights
+            return FastFit(fast, points, weights, {})
         base = weights
         points, weights = self._apply_error_model(model, face.points, weights, fast)
         fit_weights, noise = self._correlated_noise(model, face.points, base, weights, fast)
         outline = self.outline_extras(image, face, float(fast.state.params.pose_deg()[0, 0]))
         fast = self.fast_fitter.fit(points, (h, w), fit_weights, self.second_pass_config(fast), focal=focal,
                                     init=fast, noise=noise, extras=outline)
-        return fast, points, weights
+        return FastFit(fast, points, weights, outline)
 
     def first_pass_config(self, error_model: bool) -> LandmarkFitConfig:
         """The landmark config of the first fast-fit pass: `PipelineConfig.first_pass_*` applied when a

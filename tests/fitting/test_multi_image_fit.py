@@ -142,3 +142,34 @@ def test_bad_input_is_a_usage_error(ict_head, setup):
         fit_multi_image(fitter, points, sizes, image_weights=np.array([1.0, -1.0, 1.0]))
     with pytest.raises(UsageError, match="landmarks"):
         fit_multi_image(fitter, [p[:10] for p in points], sizes, init=[fitter.fit(p, s) for p, s in zip(points, sizes)])
+
+
+def test_a_turned_photos_outline_targets_pull_its_pose_in_the_joint_fit(ict_head, setup):
+    from facerecon.fitting.config import LandmarkFitConfig
+    from facerecon.fitting.outline import outline_targets
+
+    from .test_outline import _turned_face
+
+    fitter, ids = setup
+    size = 256
+    turned, verts, person = _turned_face(ict_head, np.zeros(ict_head.num_identity), size)
+    frontal = turned.replace(rotation=np.zeros((1, 3)))
+    targets = outline_targets(person, turned.project(verts[ids]))
+    # the turned photo's landmarks put its face 8 mm off sideways (down-weighted): only its outline
+    # targets can pull that photo's pose back; the frontal photo is exact
+    off = turned.replace(translation=turned.params.translation + np.array([[8.0, 0.0, 0.0]]))
+    points = [frontal.project(verts[ids]), off.project(verts[ids])]
+    weights = [np.ones(len(ids)), np.full(len(ids), 0.01)]
+    cfg = LandmarkFitConfig(terms={"landmark": 1.0, "identity_prior": 1.0, "expression_prior": 1.0, "outline": 1.0},
+                            num_identity=10, focal_prior_sigma=0.0)
+    args = dict(points=points, image_sizes=[(size, size)] * 2, weights=weights, config=cfg, focals=[500.0, 500.0])
+    without = fit_multi_image(fitter, **args)
+    with_outline = fit_multi_image(fitter, **args, extras=[{}, {"outline": targets}])
+    truth_x = turned.params.translation[0, 0]
+    assert abs(without.state.params.translation[1, 0] - truth_x) > 6.0
+    assert abs(with_outline.state.params.translation[1, 0] - truth_x) < 4.0
+    # one dict stands for every photo; a list of the wrong length is refused
+    same = fit_multi_image(fitter, **args, extras={})
+    np.testing.assert_allclose(same.state.params.translation, without.state.params.translation)
+    with pytest.raises(UsageError, match="extras"):
+        fit_multi_image(fitter, **args, extras=[{}])

@@ -5,7 +5,9 @@ Unknowns: the identity alpha (shared, k_id) and per image i its expression, rota
 and log focal. Each image's residual terms (`fitting.terms`, the same objective as the one-image
 fit, `landmark_reprojection` for the landmarks) are built exactly as `LandmarkFitter` builds them,
 over the one-image parameter vector [alpha, image i's own block]; the terms that depend on the
-identity only (`SHARED_TERMS`: the identity prior) are counted once, not once per image. The
+identity only (`SHARED_TERMS`: the identity prior) are counted once, not once per image. Image
+terms read their observations from each image's own `extras` (e.g. a turned photo's outline targets,
+`fitting.outline`, with the fitter's surface samples projected by that image's camera). The
 Levenberg-Marquardt step eliminates the per-image blocks (Schur complement), so one iteration costs
 O(B) small solves plus one k_id x k_id solve, and memory grows linearly with B.
 
@@ -32,7 +34,7 @@ from .correspondence import VertexCorrespondence
 from .landmark_fit import LandmarkFitter, hold_parameters, landmark_reprojection, normal_equations
 from .result import FitDiagnostics, FitResult
 from .state import Appearance, Camera, FaceParams, FaceState
-from .terms import GaussNewtonInputs, Residual, objective
+from .terms import GaussNewtonInputs, Residual, SurfaceProjection, objective
 
 SHARED_TERMS = ("identity_prior",)
 """Terms that see the identity only: counted once in a joint fit, not once per image."""
@@ -79,7 +81,7 @@ def fit_multi_image(fitter: LandmarkFitter, points: list[np.ndarray], image_size
                     weights: list[np.ndarray] | np.ndarray | None = None, config: LandmarkFitConfig | None = None,
                     focals: list[float | None] | None = None, image_weights: np.ndarray | None = None,
                     init: list[FitResult] | None = None, shared_terms: tuple[str, ...] = SHARED_TERMS,
-                    extras: dict | None = None) -> MultiImageFitResult:
+                    extras: dict | list[dict] | None = None) -> MultiImageFitResult:
     """Fit B photos of one face jointly: one identity, per-image expression, pose and focal length.
 
     Args:
@@ -94,7 +96,9 @@ def fit_multi_image(fitter: LandmarkFitter, points: list[np.ndarray], image_size
         init: B one-image fits to start from (default: `fitter.fit` of each image); the identity
             starts at the median of theirs.
         shared_terms: names of the terms counted once (identity-only terms).
-        extras: passed to custom terms as `GaussNewtonInputs.extras`.
+        extras: passed to the terms as `GaussNewtonInputs.extras`: one dict for every image, or B
+            dicts, one per image (e.g. a turned photo's outline targets, `fitting.outline`, in its
+            own pixels; a photo without them fits without that term).
 
     Returns:
         `MultiImageFitResult`.
@@ -116,12 +120,17 @@ def fit_multi_image(fitter: LandmarkFitter, points: list[np.ndarray], image_size
         init = [fitter.fit(p, s, w, cfg, focal=f) for p, s, w, f in zip(points, image_sizes, per_lm, focals)]
     if len(init) != b:
         raise UsageError(f"got {b} images but {len(init)} initial fits")
+    if extras is None or isinstance(extras, dict):
+        extras = [extras or {}] * b
+    extras = list(extras)
+    if len(extras) != b or not all(isinstance(e, dict) for e in extras):
+        raise UsageError(f"extras must be one dict or {b} dicts (one per image)")
     from threadpoolctl import threadpool_limits
 
     # small dense problems: BLAS threads only add synchronisation (as in `LandmarkFitter.fit`)
     with threadpool_limits(limits=1, user_api="blas"):
         return _JointFit(fitter, cfg, points, image_sizes, per_lm, focals, img_w, init, shared_terms,
-                         extras or {}).run()
+                         extras).run()
 
 
 def per_image_weights(weights, b: int, n_landmarks: int) -> list[np.ndarray]:
@@ -138,8 +147,10 @@ def per_image_weights(weights, b: int, n_landmarks: int) -> list[np.ndarray]:
 class _Image:
     """One photo's observations and current per-image parameters."""
 
-    def __init__(self, fitter: LandmarkFitter, cfg: LandmarkFitConfig, points, size, weights, focal, start: FitResult):
+    def __init__(self, fitter: LandmarkFitter, cfg: LandmarkFitConfig, points, size, weights, focal, start: FitResult,
+                 extras: dict):
         corr = fitter.correspondence
+        self.extras = extras
         self.points = np.asarray(points, dtype=np.float64)
         if self.points.shape != (len(corr), 2):
             raise UsageError(f"expected ({len(corr)}, 2) landmarks, got {self.points.shape}")
@@ -163,13 +174,15 @@ class _Image:
 
 class _JointFit:
     def __init__(self, fitter, cfg, points, sizes, weights, focals, img_w, init, shared_terms, extras):
-        self.fitter, self.cfg, self.img_w, self.extras = fitter, cfg, img_w, extras
+        self.fitter, self.cfg, self.img_w = fitter, cfg, img_w
         self.k_id = min(cfg.num_identity, fitter.num_identity)
         self.k_exp = fitter.num_expression
         self.basis = fitter._basis(self.k_id)
         self.bary = fitter.correspondence.weights
-        self.images = [_Image(fitter, cfg, p, s, w, f, r)
-                       for p, s, w, f, r in zip(points, sizes, weights, focals, init)]
+        self.images = [_Image(fitter, cfg, p, s, w, f, r, e)
+                       for p, s, w, f, r, e in zip(points, sizes, weights, focals, init, extras)]
+        # built on first use: only image terms that project the surface (the outline) need them
+        self._surface_arrays = None
         ids = np.zeros((len(init), self.k_id))
         for i, r in enumerate(init):
             a = r.state.to_numpy().params.identity[0]
@@ -187,7 +200,14 @@ class _JointFit:
         def landmarks(jac: bool) -> Residual:
             return landmark_reprojection(bases[0], bases[1], np.concatenate([alpha, psi]), rot, trans, log_f,
                                          im.principal, im.points, im.w, im.sigma, cfg.noise.robust_scale, jac)
-        return GaussNewtonInputs(alpha, psi, rot, trans, log_f, im.log_f0, self.names, cfg, landmarks, self.extras)
+
+        def surface() -> SurfaceProjection:
+            if self._surface_arrays is None:
+                self._surface_arrays = self.fitter._surface_arrays(self.basis)
+            return self.fitter._surface_projection(self._surface_arrays, np.concatenate([alpha, psi]), rot, trans,
+                                                   log_f, im.principal)
+        return GaussNewtonInputs(alpha, psi, rot, trans, log_f, im.log_f0, self.names, cfg, landmarks, im.extras,
+                                 im.sigma, surface)
 
     @staticmethod
     def _evaluate(terms, inputs: GaussNewtonInputs, with_jacobian: bool) -> list[tuple[Residual, float]]:
