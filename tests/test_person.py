@@ -127,6 +127,36 @@ def test_the_shape_test_names_the_odd_photo(person):
     person._check_same_person(np.array([limit - 1, 1.0, 2.0]), None, ["a", "b", "c"])
 
 
+def test_the_shape_test_flags_a_turned_photo_instead_of_judging_it(person, alice, monkeypatch):
+    """A photo whose one-photo fit reads |yaw| >= shape_test_max_yaw_deg is not judged by the
+    shape (its own identity is too uncertain): beyond the threshold it is flagged, the set is fitted.
+    A frontal photo as far off still names it."""
+    import dataclasses
+
+    from facerecon.person import DifferentPeopleError, PersonReconstructor
+
+    _, views = alice
+    # alice's side views read about +-35 deg: a limit of 20 deg leaves only the frontal one judged
+    config = dataclasses.replace(person.config, shape_test_max_yaw_deg=20.0)
+    strict = PersonReconstructor(person.reconstructor, config=config)
+    limit = config.max_disagreement_mm
+    far = {"index": 1}
+
+    def disagreement(joint, photos):
+        odd = np.ones(len(photos))
+        odd[far["index"]] = limit + 2
+        return np.ones(len(photos)), odd
+    monkeypatch.setattr(strict, "_disagreement", disagreement)
+    images, names = [v.image for v in views], ["front", "left", "right"]
+    res = strict.reconstruct(images, names=names)
+    assert res.flags[1]["shape_disagreement_mm"] == round(limit + 2, 2)
+    assert "shape_disagreement_mm" not in res.flags[0] and "shape_disagreement_mm" not in res.flags[2]
+    assert res.to_dict()["photos"][1]["flags"]["shape_disagreement_mm"] == round(limit + 2, 2)
+    far["index"] = 0
+    with pytest.raises(DifferentPeopleError, match="front"):
+        strict.reconstruct(images, names=names)
+
+
 def test_the_neutral_faces_compared_are_the_models_own(person):
     """The shape test's neutral faces come from a cached region basis (linear in the identity):
     they are the view's own vertices for identities of any length, mean face included."""
