@@ -36,7 +36,10 @@ that both detectors always run):
 5. When still nothing is found, steps 1-3 are retried on the image rotated by 90, 270 and 180
    degrees (phone photos whose EXIF orientation was lost); the orientation with the surest
    detection wins and its points are mapped back ("rotated_90+short_range", ...). The rotation is
-   counter-clockwise, as `np.rot90`.
+   counter-clockwise, as `np.rot90`. Faces smaller than `_MIN_ROTATED_FACE_PX` are not taken from
+   the turned images: on a thumbnail MediaPipe "finds" the face in a wrong orientation (a 32-48 px
+   astronaut gave faces at 180 and 270 degrees, where the upright face-mesh fallback finds it from
+   56 px on).
 Each `FaceLandmarks.found_by` names the path that found it. A face is never reported twice:
 faces whose landmark boxes overlap by IoU > `_SAME_FACE_IOU` are one face.
 Cost on this project's 2-core CPU (benchmarks/bench_landmarks.py): about 6 ms per detector pass and
@@ -83,6 +86,8 @@ SMALL_FACE = "small_face"
 _SAME_FACE_IOU = 0.5
 # counter-clockwise quarter turns tried when the upright image has no face
 _ROTATIONS = (1, 3, 2)
+# the smallest face (landmark box's longer side, px) step 5 accepts from a turned image
+_MIN_ROTATED_FACE_PX = 40.0
 
 FULL_RANGE, SHORT_RANGE, MESH_FALLBACK = "full_range", "short_range", "mesh_fallback"
 # the face meshes, and the error model (`LandmarkErrorModel.load(name)`) learned for each with `augment`
@@ -213,7 +218,8 @@ class MediaPipeDetector(LandmarkDetector):
             faces = self._detect_upright(img, small_faces=True)
         if not faces and self.rotations:
             h, w = img.shape[:2]
-            tries = [(turns, self._detect_upright(np.ascontiguousarray(np.rot90(img, turns)))) for turns in _ROTATIONS]
+            tries = [(turns, [f for f in self._detect_upright(np.ascontiguousarray(np.rot90(img, turns)))
+                              if max(np.ptp(f.points, axis=0)) >= _MIN_ROTATED_FACE_PX]) for turns in _ROTATIONS]
             # MediaPipe also "finds" an upside-down face, with a low score and an upright mesh
             # laid over it: keep the orientation whose detector was surest
             turns, found = max(tries, key=lambda tf: _orientation_score(tf[1]))
