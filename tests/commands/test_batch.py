@@ -191,7 +191,12 @@ def test_limit_threads_sets_the_face_mesh_threads_by_the_detectors_own_variable(
 
     assert batch.MESH_THREADS_VAR == THREADS_VAR
     for var in (*batch._THREAD_VARS, THREADS_VAR):
-        monkeypatch.delenv(var, raising=False)
+        # set first, so that monkeypatch restores the variable's original state (absent, too):
+        # limit_threads writes os.environ itself, and a NUMBA_NUM_THREADS left behind makes a later
+        # numba compile in this process fail ("Cannot set NUMBA_NUM_THREADS ... once the threads
+        # have been launched")
+        monkeypatch.setenv(var, "1")
+        monkeypatch.delenv(var)
     # only the environment is looked at: this process's own pools stay as they are
     monkeypatch.setattr("threadpoolctl.threadpool_limits", lambda n: None)
     monkeypatch.setattr("torch.set_num_threads", lambda n: None)
