@@ -122,7 +122,9 @@ class PersonConfig:
             people (`bench_multiview.py --n 8 --seed 9 --outline off,on`, fast) 3 views closed 0.085 /
             0.154 of the gap, 5 views 0.080 / 0.171 (the joint fit without it lost what the outline
             gave a turned photo alone); the joint prior re-checked with it (`--joint-prior 0.1,0.5,1`):
-            3 views 0.158 / 0.147 / 0.128, 5 views 0.169 / 0.162 / 0.144, so x0.25 stays. The targets
+            3 views 0.158 / 0.147 / 0.128, 5 views 0.169 / 0.162 / 0.144, so x0.25 stays; and after the
+            photo pipeline's expression prior went to 3 (`--joint-prior 0.25,0.5,1`): 3 views 0.195 /
+            0.179 / 0.155, 5 views 0.234 / 0.216 / 0.187. The targets
             of a 512 px photo take about 1 MB (50 photos: peak RSS 1.55 -> 1.57 GB, `--many 50`).
         silhouette: the joint full fit's photos also fitted to their outlines (the pipeline's
             silhouette term, turned photos only). Off: on training people (`bench_multiview.py --quick
