@@ -120,6 +120,9 @@ ABLATIONS = [
     Row("fast, no landmark error model", "fast", config=with_field("landmark_error_model", False)),
     Row("fast, no outline term", "fast", config=lambda c: with_landmark_terms(c, outline=0.0)),
     Row("full, no outline term", "full", config=lambda c: with_landmark_terms(c, outline=0.0)),
+    # the photo pipeline's expression prior (3) at LandmarkFitConfig's own default, which the tracker keeps
+    Row("fast, expression prior 0.3", "fast", config=lambda c: with_landmark_terms(c, expression_prior=0.3)),
+    Row("full, expression prior 0.3", "full", config=lambda c: with_landmark_terms(c, expression_prior=0.3)),
     Row("fast, correlated noise", "fast", config=with_field("correlated_noise", True)),
     Row("full, correlated noise", "full", config=with_field("correlated_noise", True)),
     Row("fast, correlated noise x2", "fast", config=lambda c: with_correlated(c, 2.0)),
