@@ -197,9 +197,11 @@ def edge_residuals(projected: np.ndarray, targets: OutlineTargets, window: float
     if len(box) == 0:
         return np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 2))
     projected = projected[box]
-    rel = projected[None, :, :] - b[:, None, :]  # (M, N, 2)
-    along = rel[..., 0] * n[:, None, 0] + rel[..., 1] * n[:, None, 1]  # outward offset of each sample
-    across = rel[..., 1] * n[:, None, 0] - rel[..., 0] * n[:, None, 1]
+    # each sample's offset from each edge point (M, N) along its outward normal n and across it
+    # (t = (-n_y, n_x)): (p - b) . n as two products, with no (M, N, 2) array in between
+    t = np.stack([-n[:, 1], n[:, 0]], axis=1)
+    along = n @ projected.T - (n * b).sum(1)[:, None]
+    across = t @ projected.T - (t * b).sum(1)[:, None]
     near = (np.abs(across) <= window) & (along >= -targets.reach)
     score = np.where(near, along, -np.inf)
     best = np.argmax(score, axis=1)
