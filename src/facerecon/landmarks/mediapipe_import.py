@@ -22,6 +22,10 @@ import sys
 import types
 
 _STANDINS = ("matplotlib", "matplotlib.pyplot")
+# Not `cv2`, though only drawing_utils imports it in Python: MediaPipe's native bindings import it
+# too when a graph is made, so a stand-in saves nothing, and with the detector's second landmarker
+# made on a worker thread, two threads then run OpenCV's bootstrap (not thread-safe) at once and
+# the process hangs (6 of 6 CLI runs, tried 2026-12-04).
 _BLOCKED = ("sounddevice",)  # imported by MediaPipe's audio tasks only
 
 
