@@ -148,6 +148,55 @@ def test_multiband_keeps_detail_and_joins_layers_without_a_step():
         multiband_blend(grid, detail[None], sparse[None, :10], np.ones((1, len(texel))))
 
 
+def _pull_loops(grid, values, support, weights):
+    """The pull to the grid written out texel by texel (the reference for the sparse product)."""
+    n, k, c = values.shape
+    out = np.zeros((n, c + 2, grid.shape[0] * grid.shape[1]))
+    for t in range(k):
+        g = grid.cell[t]
+        out[:, :c, g] += values[:, t] * support[:, t, None]
+        out[:, c, g] += support[:, t]
+        out[:, c + 1, g] += weights[:, t]
+    return out / grid.factor**2
+
+
+def _finest_loops(grid, values, support, weights, filled, blended):
+    """The finest band written out texel by texel: filled (N, cells, C), blended (cells, C)."""
+    n, k, c = values.shape
+    out = np.zeros((k, c))
+    for t in range(k):
+        corners, b = grid.corners[t], grid.bilinear[t]
+        out[t] = b @ blended[corners]
+        wsum = max(weights[:, t].sum(), 1e-6)
+        for i in range(n):
+            f = weights[i, t] * support[i, t] / wsum
+            if f > 0:
+                out[t] += f * (values[i, t] - b @ filled[i, corners])
+    return out
+
+
+def test_pull_and_finest_band_match_texel_by_texel_loops():
+    from facerecon.render.bake import _finest_band, _pull_to_grid
+
+    size, n, c = 24, 3, 3
+    rng = np.random.default_rng(4)
+    texel = np.sort(rng.choice(size * size, 300, replace=False))
+    grid = TexelGrid.build(texel, size, factor=4)
+    k, cells = len(texel), grid.shape[0] * grid.shape[1]
+    values = rng.random((n, k, c), dtype=np.float32)
+    support = np.where(rng.random((n, k)) < 0.3, 0, rng.random((n, k))).astype(np.float32)
+    weights = rng.random((n, k), dtype=np.float32)
+    weights[:, :5] = 0  # texels no layer weighs: the blend alone
+    got = _pull_to_grid(grid, values, support, weights)
+    assert got.shape == (n, c + 2, cells) and got.dtype == np.float32
+    np.testing.assert_allclose(got, _pull_loops(grid, values, support, weights), atol=1e-6)
+    filled = rng.random((n, cells, c), dtype=np.float32)
+    blended = rng.random((cells, c), dtype=np.float32)
+    got = _finest_band(grid, values, support, weights, filled, blended)
+    assert got.shape == (k, c) and got.dtype == np.float32
+    np.testing.assert_allclose(got, _finest_loops(grid, values, support, weights, filled, blended), atol=1e-5)
+
+
 def test_grid_smooth_is_a_low_pass():
     size = 32
     texel, grid = _grid_texels(size)

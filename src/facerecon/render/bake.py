@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import scipy.sparse
 import torch
@@ -265,62 +264,55 @@ class TexelGrid:
                           for j in range(values.shape[1])], 1)
         return self._interpolation() @ means
 
-    def _interpolation(self) -> scipy.sparse.csr_matrix:
+    def _interpolation(self, dtype=np.float64) -> scipy.sparse.csr_matrix:
         """(K, cells) sparse bilinear interpolation of the grid at the texels (4 weights a row), built
-        on first use: a sparse product is ~20x faster than gathering (K, 4, C) corner values."""
-        matrix = self.__dict__.get("_matrix")
+        on first use for each dtype: a sparse product is ~20x faster than gathering (K, 4, C) corner
+        values."""
+        key = f"_matrix_{np.dtype(dtype).name}"
+        matrix = self.__dict__.get(key)
         if matrix is None:
             k = len(self.cell)
             matrix = scipy.sparse.csr_matrix(
-                (self.bilinear.astype(np.float64).ravel(), self.corners.ravel(), np.arange(0, 4 * k + 1, 4)),
+                (self.bilinear.astype(dtype).ravel(), self.corners.ravel(), np.arange(0, 4 * k + 1, 4)),
                 shape=(k, self.shape[0] * self.shape[1]))
-            object.__setattr__(self, "_matrix", matrix)
+            object.__setattr__(self, key, matrix)
+        return matrix
+
+    def _pull(self) -> scipy.sparse.csr_matrix:
+        """(cells, K) float32 sparse: each cell's sum over its texels / factor^2, built on first use."""
+        matrix = self.__dict__.get("_pull_matrix")
+        if matrix is None:
+            k = len(self.cell)
+            matrix = scipy.sparse.csr_matrix(
+                (np.full(k, 1.0 / self.factor**2, np.float32), self.cell, np.arange(k + 1)),
+                shape=(k, self.shape[0] * self.shape[1])).T.tocsr()
+            object.__setattr__(self, "_pull_matrix", matrix)
         return matrix
 
 
-@numba.njit(cache=True)
-def _pull_to_grid(values, support, weights, cell, cells, scale):  # pragma: no cover - numba
-    n, k, c = values.shape
-    out = np.zeros((n, c + 2, cells), np.float32)
-    for t in range(k):
-        g = cell[t]
-        for i in range(n):
-            s = support[i, t]
-            for j in range(c):
-                out[i, j, g] += values[i, t, j] * s * scale
-            out[i, c, g] += s * scale
-            out[i, c + 1, g] += weights[i, t] * scale
-    return out
+def _pull_to_grid(grid: "TexelGrid", values: np.ndarray, support: np.ndarray, weights: np.ndarray
+                  ) -> np.ndarray:
+    """The layers' texels averaged into the grid's cells: values (N, K, C), support and weights
+    (N, K) -> (N, C + 2, cells) float32 holding value x support, support and weight, each summed
+    over a cell's texels and divided by factor^2 (a full cell's mean)."""
+    pull = grid._pull()
+    return np.stack([(pull @ np.concatenate([v * s[:, None], s[:, None], w[:, None]], 1)).T
+                     for v, s, w in zip(values, support, weights)])
 
 
-@numba.njit(cache=True)
-def _finest_band(values, support, weights, corners, bilinear, filled, blended):  # pragma: no cover - numba
-    """filled (cells, N, C), blended (cells, C) -> (K, C): the grid's blend interpolated at each
-    texel plus the layers' detail above their own interpolated grid values, weighted."""
-    n, k, c = values.shape
-    out = np.empty((k, c), np.float32)
-    up = np.empty((n, c), np.float32)
-    for t in range(k):
-        up[:] = 0.0
-        for j in range(c):
-            out[t, j] = 0.0
-        for q in range(4):
-            g, b = corners[t, q], bilinear[t, q]
-            for j in range(c):
-                out[t, j] += b * blended[g, j]
-            for i in range(n):
-                for j in range(c):
-                    up[i, j] += b * filled[g, i, j]
-        wsum = 0.0
-        for i in range(n):
-            wsum += weights[i, t]
-        wsum = max(wsum, 1e-6)
-        for i in range(n):
-            f = weights[i, t] * support[i, t] / wsum
-            if f > 0:
-                for j in range(c):
-                    out[t, j] += f * (values[i, t, j] - up[i, j])
-    return out
+def _finest_band(grid: "TexelGrid", values: np.ndarray, support: np.ndarray, weights: np.ndarray,
+                 filled: np.ndarray, blended: np.ndarray) -> np.ndarray:
+    """filled (N, cells, C), blended (cells, C) -> (K, C) float32: the grid's blend interpolated at
+    each texel, plus each layer's detail above its own interpolated grid values, weighted by
+    weight x support / the texel's sum of weights (where that is > 0)."""
+    interp = grid._interpolation(np.float32)  # (K, cells)
+    out = interp @ blended
+    wsum = np.maximum(weights.sum(0), np.float32(1e-6))
+    for v, s, w, layer in zip(values, support, weights, filled):
+        f = w * s / wsum
+        keep = f > 0
+        out += np.multiply(f[:, None], v - interp @ layer, where=keep[:, None], out=np.zeros_like(v))
+    return out.astype(np.float32, copy=False)
 
 
 def multiband_blend(grid: TexelGrid, values: np.ndarray, support: np.ndarray, weights: np.ndarray,
@@ -345,11 +337,11 @@ def multiband_blend(grid: TexelGrid, values: np.ndarray, support: np.ndarray, we
     support = np.ascontiguousarray(support, dtype=np.float32)
     weights = np.ascontiguousarray(weights, dtype=np.float32)
     h, w = grid.shape
-    stack = _pull_to_grid(values, support, weights, grid.cell, h * w, np.float32(1.0 / grid.factor**2))
+    stack = _pull_to_grid(grid, values, support, weights)
     filled, blended = _pyramid_blend(torch.from_numpy(stack).reshape(n, c + 2, h, w), c,
                                      levels or max(1, int(np.log2(max(h, w))) - 1))
-    return _finest_band(values, support, weights, grid.corners, grid.bilinear,
-                        filled.reshape(n, c, h * w).permute(2, 0, 1).contiguous().numpy(),
+    return _finest_band(grid, values, support, weights,
+                        filled.reshape(n, c, h * w).transpose(1, 2).contiguous().numpy(),
                         blended.reshape(c, h * w).t().contiguous().numpy())
 
 
