@@ -10,6 +10,7 @@ are plain arrays (numpy, mm, model space); the user-facing objects are convenien
 """
 from __future__ import annotations
 
+import functools
 import json
 import weakref
 from dataclasses import asdict, dataclass, field, fields
@@ -26,9 +27,19 @@ from .io import Mesh, supported_formats
 from .landmarks import FaceLandmarks
 from .models import MorphableModel, load_model
 from .models.arkit import arkit_targets, arkit_weights, gltf_weights, uses_ict_names
-from .render import render_mesh, visible_vertices
+from .render import render_mesh, torch_kernels, visible_vertices
 from .render.overlay import draw_dots, shaded_overlay
 from .render.shading import SHLight
+
+def _one_shot_render(method):
+    """`method`'s renders take the plain-torch kernels (`render.torch_kernels`): each runs once per
+    result, where numba's start-up would cost more than the render."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with torch_kernels():
+            return method(*args, **kwargs)
+    return wrapper
+
 
 # ICT materials that are see-through shells (tear film, eye shadowing): never rendered opaque
 _HIDDEN_GROUPS = ("M_EyeOcclusion", "M_LacrimalFluid", "M_EyeBlend")
@@ -337,6 +348,7 @@ class Reconstruction:
         colors[used] = total[used] / count[used, None]
         return np.clip(colors, 0, 1)
 
+    @_one_shot_render
     def _visible_view_vertices(self) -> np.ndarray:
         h, w = self.state.camera.image_size
         cam = self.state.pinhole(scale=min(1.0, 512.0 / max(h, w)))
@@ -366,6 +378,7 @@ class Reconstruction:
         """(T, 2) the UVs `texture()` is laid out in (use with the model's uv_triangles)."""
         return self._texture(size)[1]
 
+    @_one_shot_render
     def _texture(self, size: int):
         cache = self.__dict__.setdefault("_cache", {})
         if ("texture", size) in cache:
@@ -392,6 +405,7 @@ class Reconstruction:
             cache[("texture", size)] = (self._vertex_colour_texture(size), m.uv.cpu().numpy())
         return cache[("texture", size)]
 
+    @_one_shot_render
     def _vertex_colour_texture(self, size: int) -> np.ndarray:
         """The per-vertex colours rasterised in the model's UVs, islands grown so mip-maps show no seams."""
         from scipy import ndimage
@@ -408,6 +422,7 @@ class Reconstruction:
         return np.clip(tex, 0, 1)
 
     # ------------------------------------------------------------------ pictures
+    @_one_shot_render
     def render(self, opacity: float = 0.65, draw_points: bool = True) -> np.ndarray:
         """(h, w, 3) uint8 at the kept photo's size: the shaded reconstruction blended over the
         photo, with the detected iBUG-68 landmarks (cyan) and the model's (red, smaller)."""
@@ -423,6 +438,7 @@ class Reconstruction:
             img = draw_dots(img, model * scale, (255, 40, 40), radius_scale=0.6)
         return img
 
+    @_one_shot_render
     def render_textured(self) -> np.ndarray:
         """(h, w, 3) float at the kept photo's size: the reconstruction with its albedo under its SH
         light (the default light in fast mode), over the photo — what an identity network compares."""

@@ -64,3 +64,34 @@ def test_shading(nb):
         return albedo * sh_shading(unit, sh, batch), unit
 
     _compare(lambda: ShadeFunction.apply(n, albedo, sh, batch, _CONSTS_NP, 1e-12), slow, (n, albedo, sh), n_out=2)
+
+
+def test_torch_kernels_switches_cpu_tensors_to_the_torch_twins_in_this_context_only():
+    import threading
+
+    from facerecon.render import rasterize, torch_kernels
+    from facerecon.render._fused import use_numba
+
+    t = torch.zeros(1)
+    assert use_numba(t)
+    seen = {}
+    with torch_kernels():
+        assert not use_numba(t)
+        worker = threading.Thread(target=lambda: seen.setdefault("other thread", use_numba(t)))
+        worker.start()
+        worker.join()
+        with torch_kernels():  # nested: still torch, and the outer block's setting comes back
+            assert not use_numba(t)
+        assert not use_numba(t)
+    assert use_numba(t) and seen["other thread"]
+    with pytest.raises(RuntimeError), torch_kernels():
+        raise RuntimeError("an error inside")
+    assert use_numba(t)  # restored after an error too
+    # the same visibility either way (the z-buffers are bit-identical)
+    v, f = icosphere(2)
+    screen = torch.cat([v[:, :2] * 20 + 32, 5 - v[:, 2:]], 1)[None].double()  # depth > 0 in front
+    a = rasterize(screen, f, (64, 64))
+    with torch_kernels():
+        b = rasterize(screen, f, (64, 64))
+    assert (a.triangle_id >= 0).sum() > 500 and torch.equal(a.triangle_id, b.triangle_id)
+    torch.testing.assert_close(a.barycentric, b.barycentric)

@@ -6,6 +6,7 @@ docs/conventions.md (mm, camera looking down -z, pixel centres at +0.5, SH (B, 9
 """
 from __future__ import annotations
 
+from ._fused import torch_kernels
 from .antialias import antialias
 from .cameras import Camera, PinholeCamera, WeakPerspectiveCamera
 from .interpolate import interpolate
@@ -53,6 +54,7 @@ __all__ = [
     "sample_texture",
     "sh_basis",
     "sh_shading",
+    "torch_kernels",
     "triangle_adjacency",
     "vertex_normals",
 ]

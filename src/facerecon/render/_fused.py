@@ -8,6 +8,10 @@ dtype; gradients are accumulated in float64. They are serial, like all kernels h
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
 import torch
 from numba import njit
@@ -18,11 +22,30 @@ from facerecon.errors import RenderError
 _TINY = 1e-30
 # True makes CPU tensors take the plain-torch twins, the path of other devices (for tests)
 TORCH_ONLY = False
+_TORCH_KERNELS: ContextVar[bool] = ContextVar("facerecon_torch_kernels", default=False)
 
 
 def use_numba(t: Tensor) -> bool:
     """Whether `t`'s computations go through the numba kernels (CPU) or the torch twins."""
-    return t.device.type == "cpu" and not TORCH_ONLY
+    return t.device.type == "cpu" and not TORCH_ONLY and not _TORCH_KERNELS.get()
+
+
+@contextmanager
+def torch_kernels() -> Iterator[None]:
+    """Within this block (in this thread or asyncio task only), CPU tensors take the plain-torch
+    twins instead of the numba kernels.
+
+    For one-shot renders (a texture bake, an overlay): there the numba kernels' first use in a
+    process costs about 0.2 s of numba start-up (loading its CPU target and the cached kernels),
+    more than the render itself, and a warm kernel runs no faster than torch's on two threads
+    (a fast-mode save of the astronaut: 0.31-0.38 s with warm kernels, 0.33-0.43 s with torch).
+    Fits, which render many times and need the hand-written backward passes, keep the kernels.
+    """
+    token = _TORCH_KERNELS.set(True)
+    try:
+        yield
+    finally:
+        _TORCH_KERNELS.reset(token)
 
 
 def check_indices(index: Tensor, size: int, what: str) -> None:
