@@ -112,3 +112,24 @@ def test_the_cli_process_exits_with_the_command_s_code_and_its_whole_output(tmp_
                             env=env, timeout=120)
     assert helped.returncode == 0
     assert helped.stdout.split() == build_parser().format_help().split()
+
+
+def test_a_fast_reconstruction_in_a_fresh_process_ends_and_runs_no_numba_kernel(tmp_path):
+    """The whole command in its own process, as a user runs it (a hang here once came from two threads
+    importing OpenCV at once); a fast-mode run and its save never start numba's runtime (its
+    one-shot renders take the torch kernels): no kernel is compiled or loaded from the cache."""
+    import subprocess
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    script = (
+        "import gc, sys\n"
+        "from facerecon.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "from numba.core.dispatcher import Dispatcher\n"
+        "used = sorted(d.py_func.__name__ for d in gc.get_objects() if isinstance(d, Dispatcher) and d.overloads)\n"
+        "print('exit', code, 'kernels', used)\n")
+    done = subprocess.run([sys.executable, "-c", script, "reconstruct", "--example", "astronaut",
+                           "-o", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=600)
+    assert "exit 0 kernels []" in done.stdout, done.stdout + done.stderr
+    assert (tmp_path / "out" / "params.json").is_file() and (tmp_path / "out" / "albedo.png").is_file()
