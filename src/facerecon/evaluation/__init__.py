@@ -13,27 +13,27 @@ Units: mm for 3D (docs/conventions.md), pixels for 2D.
 """
 from __future__ import annotations
 
-from .alignment import RefinedAlignment, Similarity, refine_to_scan, umeyama
-from .distance import MeshDistanceIndex, SurfaceDistance, scan_to_mesh_distance
-from .landmark_error import mean_pixel_error, nme_box_diagonal, nme_inter_ocular
-from .now import NOW_LANDMARKS_68, NowResult, now_errors, summarize
-from .regions import face_regions_from_landmarks, region_errors
+import importlib
 
-__all__ = [
-    "MeshDistanceIndex",
-    "NOW_LANDMARKS_68",
-    "NowResult",
-    "RefinedAlignment",
-    "Similarity",
-    "SurfaceDistance",
-    "face_regions_from_landmarks",
-    "mean_pixel_error",
-    "nme_box_diagonal",
-    "nme_inter_ocular",
-    "now_errors",
-    "refine_to_scan",
-    "region_errors",
-    "scan_to_mesh_distance",
-    "summarize",
-    "umeyama",
-]
+# name -> submodule, imported on first use (PEP 562): `facerecon.evaluation.identity`, which every
+# reconstruction command may use, then does not import numba and the BVH code of `distance`
+_EXPORTS = {
+    "RefinedAlignment": "alignment", "Similarity": "alignment", "refine_to_scan": "alignment", "umeyama": "alignment",
+    "MeshDistanceIndex": "distance", "SurfaceDistance": "distance", "scan_to_mesh_distance": "distance",
+    "mean_pixel_error": "landmark_error", "nme_box_diagonal": "landmark_error", "nme_inter_ocular": "landmark_error",
+    "NOW_LANDMARKS_68": "now", "NowResult": "now", "now_errors": "now", "summarize": "now",
+    "face_regions_from_landmarks": "regions", "region_errors": "regions",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

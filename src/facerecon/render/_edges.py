@@ -22,8 +22,9 @@ import math
 
 import numpy as np
 import torch
-from numba import njit
 from torch import Tensor
+
+from ._jit import njit
 
 MAX_WALK = 16  # triangles crossed between two pixel centres before giving up
 

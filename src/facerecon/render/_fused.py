@@ -14,10 +14,11 @@ from contextvars import ContextVar
 
 import numpy as np
 import torch
-from numba import njit
 from torch import Tensor
 
 from facerecon.errors import RenderError
+
+from ._jit import njit
 
 _TINY = 1e-30
 # True makes CPU tensors take the plain-torch twins, the path of other devices (for tests)

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from numba import njit
 from torch import Tensor
+
+from ._jit import njit
 
 SUBPIXEL = 256
 HALF = SUBPIXEL // 2
