@@ -31,6 +31,7 @@ from .render import render_mesh, torch_kernels, visible_vertices
 from .render.overlay import draw_dots, shaded_overlay
 from .render.shading import SHLight
 
+
 def _one_shot_render(method):
     """`method`'s renders take the plain-torch kernels (`render.torch_kernels`): each runs once per
     result, where numba's start-up would cost more than the render."""
