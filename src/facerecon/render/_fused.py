@@ -21,14 +21,13 @@ from facerecon.errors import RenderError
 from ._jit import njit
 
 _TINY = 1e-30
-# True makes CPU tensors take the plain-torch twins, the path of other devices (for tests)
-TORCH_ONLY = False
+# True (inside `torch_kernels()`) makes CPU tensors take the plain-torch twins, the path of other devices
 _TORCH_KERNELS: ContextVar[bool] = ContextVar("facerecon_torch_kernels", default=False)
 
 
 def use_numba(t: Tensor) -> bool:
     """Whether `t`'s computations go through the numba kernels (CPU) or the torch twins."""
-    return t.device.type == "cpu" and not TORCH_ONLY and not _TORCH_KERNELS.get()
+    return t.device.type == "cpu" and not _TORCH_KERNELS.get()
 
 
 @contextmanager
@@ -41,6 +40,7 @@ def torch_kernels() -> Iterator[None]:
     more than the render itself, and a warm kernel runs no faster than torch's on two threads
     (a fast-mode save of the astronaut: 0.31-0.38 s with warm kernels, 0.33-0.43 s with torch).
     Fits, which render many times and need the hand-written backward passes, keep the kernels.
+    The tests use it to compare both paths.
     """
     token = _TORCH_KERNELS.set(True)
     try:
