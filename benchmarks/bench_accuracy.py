@@ -136,6 +136,9 @@ ABLATIONS = [
     Row("full, silhouette at every yaw", "full", config=with_field("silhouette_min_yaw_deg", 0.0)),
     Row("full, no albedo symmetry", "full", config=lambda c: with_albedo(c, symmetry=0.0)),
     Row("full + corrective", "full", config=with_field("corrective", True)),
+    # the photometric fit's schedule before 2026-12-06 (PhotometricFitConfig.levels: one level of 12 at 224 px since)
+    Row("full, former schedule (112 px x 16, 224 px x 10)", "full",
+        config=with_field("levels", ((112, 16), (224, 10)))),
 ]
 
 

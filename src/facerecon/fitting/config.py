@@ -96,7 +96,15 @@ class PhotometricFitConfig:
         albedo: the closed-form albedo priors.
         noise: the landmark noise model (the pipeline passes the landmark fit's, so both agree).
         expression_shape: per-expression prior scales (likewise shared).
-        levels: coarse-to-fine (render size, iterations) pairs.
+        levels: coarse-to-fine (render size, iterations) pairs. One level of 12 at 224 px: the fit
+            starts from the landmark fit, already near, and on images the fit's renderer did not
+            make (point and area lights, cast shadows, specular) every further step fits that
+            renderer's mismatch more than the face. Chosen on the held-out generator's validation
+            faces (`bench_accuracy.py` rows through `run_rows`, seeds 11 / 12, 40 faces each, never
+            the benchmark's seed 0; 2026-12-06): gap closed 24 / 23 % at the former (112, 16),
+            (224, 10); 21 % (seed 11) at 4x those iterations, 23 / - at 2x, 26 / 24 % at half;
+            (224, 8) 26 / 25 %, (224, 12) 27 / 26 %, (224, 16) 27 / 25 %; s per photo 0.74-0.76
+            before, 0.46-0.48 at (224, 12).
         learning_rates: Adam learning rate per parameter group.
         corrective: fit a per-vertex corrective displacement beyond the model's span.
         light_updates_per_level: closed-form albedo/light re-solves per level.
@@ -132,7 +140,7 @@ class PhotometricFitConfig:
     albedo: AlbedoConfig = field(default_factory=AlbedoConfig)
     noise: LandmarkNoise = field(default_factory=LandmarkNoise)
     expression_shape: ExpressionPriorShape = field(default_factory=ExpressionPriorShape)
-    levels: tuple[tuple[int, int], ...] = ((112, 16), (224, 10))
+    levels: tuple[tuple[int, int], ...] = ((224, 12),)
     learning_rates: dict[str, float] = field(default_factory=lambda: {
         "identity": 0.05, "expression": 0.02, "rotation": 0.004, "translation": 1.0, "log_focal": 0.01, "sh": 0.01,
         "corrective": 0.1,

@@ -3,7 +3,8 @@
 Starting from the landmark fit, refine identity, expression, pose, focal length and SH light by
 gradient descent on landmark + eye/lip closure + photometric + prior terms, rendering the face
 with a per-vertex albedo that is re-estimated in closed form (albedo.py) a few times per level.
-Coarse-to-fine over render sizes; pixels whose colour the model cannot explain (cast shadows,
+Over the render sizes of `PhotometricFitConfig.levels` (coarse to fine when it names several; by
+default one short level: see its docstring); pixels whose colour the model cannot explain (cast shadows,
 highlights, occluders) are masked out by a robust threshold on the residual.
 """
 from __future__ import annotations
