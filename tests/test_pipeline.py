@@ -59,6 +59,28 @@ def test_full_mode_is_no_worse_than_fast_on_landmarks(reconstructor, astronaut, 
     assert full.albedo[:, 0].mean() > full.albedo[:, 2].mean()
 
 
+def test_full_mode_reverts_when_the_photometric_fit_drifts_from_the_landmarks(reconstructor, astronaut, fast_result,
+                                                                              monkeypatch):
+    # a photometric fit that ends far from the points (as on a grayscale photo whose hair the
+    # silhouette term took for the face): the landmark polish would hide it, the drift guard must not
+    from facerecon.fitting.result import FitDiagnostics, FitResult
+
+    real_fit = reconstructor.full_fitter.fit
+
+    def drifting(*args, **kwargs):
+        out = real_fit(*args, **kwargs)
+        d = out.diagnostics
+        return FitResult(out.state, out.correspondence, dataclasses.replace(d, residual_px=d.residual_px * 20 + 5),
+                         out.corrective)
+
+    monkeypatch.setattr(reconstructor.full_fitter, "fit", drifting)
+    full = reconstructor.reconstruct(astronaut, mode="full")[0]
+    reason = full.quality.full_mode_reverted_to_fast
+    assert reason is not None and reason.startswith("photometric fit drifted from the landmarks")
+    np.testing.assert_allclose(full.params.identity, fast_result.params.identity)
+    assert full.sh is not None  # the full fit's light is kept for the texture
+
+
 def test_save_writes_every_output_and_they_read_back(fast_result, tmp_path):
     fast_result.save(tmp_path)
     for name in ("mesh.obj", "mesh.mtl", "albedo.png", "mesh.ply", "mesh.glb", "params.json", "overlay.png",
