@@ -293,6 +293,37 @@ def test_full_mode_keeps_one_identity_and_each_photos_colours(alice):
     assert not np.allclose(res.identity, fast.identity)  # the photometric step moved the shared identity
 
 
+def test_a_photo_whose_photometric_fit_drifts_gives_the_shared_identity_no_step(alice):
+    import dataclasses
+
+    from facerecon.fitting import PhotometricFitConfig
+    from facerecon.fitting.result import FitResult
+    from facerecon.person import PersonReconstructor
+    from facerecon.pipeline import PipelineConfig, Reconstructor
+
+    _, views = alice
+    quick = PipelineConfig(photometric=PhotometricFitConfig(levels=((64, 4),)))
+    with Reconstructor(config=quick) as rec:
+        real_fit, calls = rec.full_fitter.fit, []
+
+        def second_photo_drifts(*args, **kwargs):
+            out = real_fit(*args, **kwargs)
+            calls.append(out.state.params.identity[0].copy())
+            if len(calls) == 2:  # photo "b": its fit ends far from its points
+                d = out.diagnostics
+                out = FitResult(out.state, out.correspondence,
+                                dataclasses.replace(d, residual_px=d.residual_px * 20 + 5), out.corrective)
+            return out
+
+        rec.full_fitter.fit = second_photo_drifts
+        res = PersonReconstructor(rec).reconstruct([v.image for v in views[:2]], mode="full", names=["a", "b"])
+    assert len(calls) == 2
+    assert "photometric_drift_px" in res.flags[1] and "photometric_drift_px" not in res.flags[0]
+    # the shared identity took photo a's step alone
+    np.testing.assert_allclose(res.identity, calls[0], atol=1e-6)
+    assert res.photos[1].landmark_error_px() < 5.0  # b keeps its joint landmark fit's pose and expression
+
+
 def test_a_photo_whose_landmarks_fit_badly_is_down_weighted_and_flagged(person, alice, alice_fit):
     import dataclasses
 

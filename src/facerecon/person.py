@@ -15,6 +15,9 @@ Robust to the photo set:
 - identical photos (same pixels) share one photo's weight and are flagged `duplicate_of`;
 - a photo whose landmarks the shared face fits badly (RMS above `PersonConfig.poor_fit_fraction`
   of its face size) is down-weighted and flagged `down_weighted`, and the joint fit is redone;
+- in full mode, a photo whose photometric fit drifts from its landmarks (as the one-photo
+  pipeline's guard, `PipelineConfig.drift_factor`) gives the shared identity no step and is
+  flagged `photometric_drift_px`;
 - photos of different people raise `DifferentPeopleError` (exit code 6) naming the odd photo(s),
   by two tests: (1) shape: each photo's own one-photo identity against the median of the other
   photos' ones (mm RMS over the face region of the neutral faces), more than
@@ -491,7 +494,10 @@ class PersonReconstructor:
                 points=[p.points for p in photos], weights=[p.weights for p in photos],
                 fix_focal=[p.focal is not None for p in photos],
                 extras=[rec.silhouette_extras(p.image, p.face, float(joint.image_state(i).params.pose_deg()[0, 0]))
-                        for i, p in enumerate(photos)] if cfg.silhouette else None)
+                        for i, p in enumerate(photos)] if cfg.silhouette else None,
+                drift_factor=rec.config.drift_factor, drift_margin_px=rec.config.revert_margin_px)
+            for i in np.nonzero(joint.image_drift_px > 0)[0]:
+                flags[i]["photometric_drift_px"] = round(float(joint.image_drift_px[i]), 2)
             timings["joint_full_fit_s"] = time.perf_counter() - t
             own, _ = self._disagreement(joint, photos)
         recs = [self._photo_reconstruction(joint, i, p, mode) for i, p in enumerate(photos)]

@@ -49,6 +49,8 @@ class MultiImageFitResult(FitResult):
         image_sizes: (H, W) of each photo. image_scales: (B,) photo px -> normalised frame px.
         image_weights: (B,) the weight each image's terms had in the fit.
         image_rms_px: (B,) each image's landmark RMS in its own pixels.
+        image_drift_px: (B,) for a joint full fit, the landmark RMS (px) of each photo whose
+            photometric fit drifted from its points (`fit_multi_image_photometric`), 0 for the others.
     """
 
     correspondences: list[VertexCorrespondence] = field(default_factory=list)
@@ -56,6 +58,7 @@ class MultiImageFitResult(FitResult):
     image_scales: np.ndarray = field(default_factory=lambda: np.ones(0))
     image_weights: np.ndarray = field(default_factory=lambda: np.ones(0))
     image_rms_px: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    image_drift_px: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def image_state(self, index: int) -> FaceState:
         """The one-image state of photo `index` in its own pixels (shared identity included)."""

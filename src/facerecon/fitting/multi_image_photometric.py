@@ -30,7 +30,8 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
                                 landmark_config: LandmarkFitConfig | None = None,
                                 points: list[np.ndarray] | None = None,
                                 weights: np.ndarray | list[np.ndarray] | None = None, fix_focal: list[bool] | None = None,
-                                rounds: int = 1, extras: list[dict] | None = None) -> MultiImageFitResult:
+                                rounds: int = 1, extras: list[dict] | None = None,
+                                drift_factor: float | None = None, drift_margin_px: float = 0.5) -> MultiImageFitResult:
     """Refine a joint landmark fit photometrically, keeping one identity.
 
     Args:
@@ -46,6 +47,12 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
         rounds: photometric rounds (each: B one-image fits, one shared-identity step).
         extras: B dicts passed to each photo's fit as `PhotometricFitter.fit`'s extras (e.g. the
             silhouette term's targets), or None.
+        drift_factor, drift_margin_px: a photo whose photometric fit ends further from its landmarks
+            than its joint landmark fit's RMS x factor + margin (px) drifted (its image terms pulled
+            the face away from what its points say, as on a grayscale photo whose hair the silhouette
+            took for the face, `PipelineConfig.drift_factor`): its identity step is left out of the
+            shared one and it keeps its joint landmark fit's expression and pose (its light and albedo
+            are still its own); `image_drift_px` says which. None: no photo is judged.
 
     Returns:
         `MultiImageFitResult` with albedo (B, V, 3) and light (B, 9, 3).
@@ -67,15 +74,22 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
     alpha = np.asarray(joint.state.params.identity[0], dtype=np.float64).copy()
     states = [joint.image_state(i) for i in range(b)]
     refined = [None] * b
+    drift = np.zeros(b)
     for _ in range(rounds):
         steps = []
         for i in range(b):
             start = dataclasses.replace(joint.image_result(i), state=states[i].replace(identity=alpha[None].copy()))
             refined[i] = full_fitter.fit(images[i], points[i], per_image[i], skin_masks[i], start, eye_pairs, lip_pairs,
                                          fix_focal=fix_focal[i], extras=extras[i])
+            if drift_factor is not None and \
+                    refined[i].rms_px > float(joint.image_rms_px[i]) * drift_factor + drift_margin_px:
+                drift[i] = refined[i].rms_px
             steps.append(np.asarray(refined[i].state.params.identity[0], dtype=np.float64) - alpha)
-        alpha = alpha + (w_img[:, None] * np.stack(steps)).sum(0) / w_img.sum()
-        states = [r.state for r in refined]
+        kept = np.where(drift > 0, 0.0, w_img)
+        if kept.sum() > 0:
+            alpha = alpha + (kept[:, None] * np.stack(steps)).sum(0) / kept.sum()
+        states = [joint.image_state(i).replace(albedo=r.state.appearance.albedo, sh=r.state.appearance.sh)
+                  if drift[i] > 0 else r.state for i, r in enumerate(refined)]
     # every photo's expression, pose and focal re-fitted to its landmarks with the shared identity held
     finals, residuals = [], []
     for i in range(b):
@@ -100,4 +114,5 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
                                FitDiagnostics(residual, seconds=time.perf_counter() - t0,
                                               iterations=sum(r.diagnostics.iterations for r in refined)),
                                correspondences=[f.correspondence for f, _ in finals], image_sizes=joint.image_sizes,
-                               image_scales=scales, image_weights=w_img.copy(), image_rms_px=rms)
+                               image_scales=scales, image_weights=w_img.copy(), image_rms_px=rms,
+                               image_drift_px=drift)
