@@ -20,6 +20,7 @@ from .errors import FitError, NoFaceError, UsageError
 from .fitting import (FitResult, LandmarkFitConfig, LandmarkFitter, PhotometricFitConfig, PhotometricFitter,
                       correspondence_on)
 from .fitting.landmark_fit import CorrelatedNoise
+from .fitting.photometric_fit import drifted_from_landmarks
 from .landmarks import (MEDIAPIPE478, FaceLandmarks, LandmarkDetector, create_detector, eyelid_pairs,
                         face_region_mask, inner_lip_pairs, load_correspondence)
 from .landmarks.error_model import LandmarkErrorModel
@@ -412,7 +413,7 @@ class Reconstructor:
             timings["full_fit_s"] = time.perf_counter() - t
         losses["full"] = {"landmark_rms_px": full.rms_px,
                           **{f"final_{k}": v for k, v in full.diagnostics.losses.get("final", {}).items()}}
-        drifted = full.rms_px > fast.rms_px * cfg.drift_factor + cfg.revert_margin_px
+        drifted = drifted_from_landmarks(full, fast.rms_px, cfg.drift_factor, cfg.revert_margin_px)
         drift_px = full.rms_px
         if cfg.landmark_polish:
             polished = self.fast_fitter.fit(points, (h, w), weights, cfg.landmark, focal=focal, init=full,

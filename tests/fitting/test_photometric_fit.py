@@ -72,3 +72,15 @@ def test_synthetic_round_trip(ict_model, synthetic_face, mode):
     assert rec.landmark_error_px() < 3.0
     yaw_fit = rec.pose_deg[0]
     assert np.isfinite(yaw_fit)
+
+
+def test_a_fit_has_drifted_when_its_landmark_rms_exceeds_the_reference_times_factor_plus_margin():
+    from facerecon.fitting.correspondence import VertexCorrespondence
+    from facerecon.fitting.photometric_fit import drifted_from_landmarks
+    from facerecon.fitting.result import FitDiagnostics, FitResult
+
+    def fit(rms):
+        return FitResult(None, VertexCorrespondence(np.zeros((1, 3), int), np.ones((1, 3)) / 3, np.zeros(1, bool)),
+                         FitDiagnostics(np.full((1, 4), float(rms))))
+    assert not drifted_from_landmarks(fit(3.49), 1.0, 3.0, 0.5)
+    assert drifted_from_landmarks(fit(3.51), 1.0, 3.0, 0.5)

@@ -19,7 +19,7 @@ from ..errors import FitError, UsageError
 from .config import LandmarkFitConfig
 from .landmark_fit import LandmarkFitter
 from .multi_image_fit import MultiImageFitResult, per_image_weights
-from .photometric_fit import PhotometricFitter
+from .photometric_fit import PhotometricFitter, drifted_from_landmarks
 from .result import FitDiagnostics
 from .state import Appearance, FaceState
 
@@ -81,8 +81,8 @@ def fit_multi_image_photometric(full_fitter: PhotometricFitter, landmark_fitter:
             start = dataclasses.replace(joint.image_result(i), state=states[i].replace(identity=alpha[None].copy()))
             refined[i] = full_fitter.fit(images[i], points[i], per_image[i], skin_masks[i], start, eye_pairs, lip_pairs,
                                          fix_focal=fix_focal[i], extras=extras[i])
-            if drift_factor is not None and \
-                    refined[i].rms_px > float(joint.image_rms_px[i]) * drift_factor + drift_margin_px:
+            if drift_factor is not None and drifted_from_landmarks(refined[i], joint.image_rms_px[i], drift_factor,
+                                                                   drift_margin_px):
                 drift[i] = refined[i].rms_px
             steps.append(np.asarray(refined[i].state.params.identity[0], dtype=np.float64) - alpha)
         kept = np.where(drift > 0, 0.0, w_img)

@@ -46,6 +46,13 @@ def torch_threads(count: int | None):
         torch.set_num_threads(saved)
 
 
+def drifted_from_landmarks(fit: FitResult, reference_rms_px: float, factor: float, margin_px: float) -> bool:
+    """Whether a photometric fit ended further from its landmarks than `reference_rms_px` (the
+    landmark fit it started from) x `factor` + `margin_px`: its image terms pulled the face away from
+    what the points say (`PipelineConfig.drift_factor`)."""
+    return fit.rms_px > float(reference_rms_px) * factor + margin_px
+
+
 class PhotometricFitter:
     """Per-model state of the full fit (albedo system, render triangles), reused across images.
 
