@@ -63,7 +63,7 @@ def test_full_mode_reverts_when_the_photometric_fit_drifts_from_the_landmarks(re
                                                                               monkeypatch):
     # a photometric fit that ends far from the points (as on a grayscale photo whose hair the
     # silhouette term took for the face): the landmark polish would hide it, the drift guard must not
-    from facerecon.fitting.result import FitDiagnostics, FitResult
+    from facerecon.fitting.result import FitResult
 
     real_fit = reconstructor.full_fitter.fit
 
